@@ -1,0 +1,80 @@
+//! Errors of the data crate. Every variant names the file, folder or video at fault.
+
+use std::path::PathBuf;
+
+/// Result alias of the data crate.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, writing or generating VOS data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder could not be read, written or listed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder the layout requires does not exist.
+    #[error("missing folder {path} ({what})")]
+    MissingFolder { path: PathBuf, what: &'static str },
+    /// A file the layout requires does not exist.
+    #[error("missing file {path} ({what})")]
+    MissingFile { path: PathBuf, what: &'static str },
+    /// An image file could not be decoded (corrupt, truncated, or not an image).
+    #[error("cannot decode image {path}: {reason}")]
+    Decode { path: PathBuf, reason: String },
+    /// An image could not be encoded.
+    #[error("cannot encode image {path}: {reason}")]
+    Encode { path: PathBuf, reason: String },
+    /// A mask whose size differs from the frame it annotates (or from the first frame).
+    #[error("{path}: size {got_w}x{got_h} (WxH) differs from the expected {want_w}x{want_h}")]
+    SizeMismatch {
+        path: PathBuf,
+        got_w: usize,
+        got_h: usize,
+        want_w: usize,
+        want_h: usize,
+    },
+    /// An RGB mask holds a colour that is not in the palette.
+    #[error("{path}: colour ({r}, {g}, {b}) at (x={x}, y={y}) is not in the palette")]
+    ColourNotInPalette {
+        path: PathBuf,
+        r: u8,
+        g: u8,
+        b: u8,
+        x: usize,
+        y: usize,
+    },
+    /// A mask in a pixel format we cannot interpret as labels.
+    #[error("{path}: unsupported mask format ({reason})")]
+    UnsupportedMask { path: PathBuf, reason: String },
+    /// A video with no frames.
+    #[error("video {video} in {path} has no frames")]
+    EmptyVideo { video: String, path: PathBuf },
+    /// A video listed in an index file (ImageSets, meta.json) that is not on disk.
+    #[error("{path}: video {video} is listed but its folder {folder} does not exist")]
+    ListedVideoMissing {
+        path: PathBuf,
+        video: String,
+        folder: PathBuf,
+    },
+    /// A JSON or TOML file that does not parse.
+    #[error("cannot parse {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    /// A palette that is not a whole number of RGB triples, or longer than 256 entries.
+    #[error("invalid palette of {len} bytes (must be 3..=768 and a multiple of 3)")]
+    InvalidPalette { len: usize },
+    /// Invalid arguments given by a caller (sizes, counts, probabilities).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

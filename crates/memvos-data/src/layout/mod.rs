@@ -1,0 +1,235 @@
+//! Dataset layouts as the datasets ship them (see `datasets-layout.md` at the repository root).
+//! Listing a dataset reads folders and index files only; no image is decoded until asked for.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+use crate::frame::{Frame, LabelMap};
+use crate::io::{MaskEncoding, read_frame, read_mask_with};
+
+pub mod davis;
+pub mod folder;
+pub mod static_images;
+pub mod youtube;
+
+pub use davis::{Davis, DavisResolution};
+pub use folder::{bl30k, generic, video_folder};
+pub use static_images::{StaticImages, StaticSample};
+pub use youtube::{YouTube, YouTubeMeta};
+
+/// One frame of a listed video: its name (the file stem, e.g. `00000`), its image file and,
+/// where one exists, its annotation file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameEntry {
+    pub name: String,
+    pub image: Option<PathBuf>,
+    pub annotation: Option<PathBuf>,
+}
+
+/// Where an object first appears and on which frames it is annotated (YouTube-VOS `meta.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEntry {
+    pub id: u8,
+    pub first_frame: String,
+    pub frames: Vec<String>,
+    pub category: Option<String>,
+}
+
+/// A listed video.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Video {
+    pub name: String,
+    pub frames: Vec<FrameEntry>,
+    /// Objects known from an index file (YouTube-VOS). Empty where only the masks tell.
+    pub objects: Vec<ObjectEntry>,
+    /// Frames a submission must contain (YouTube-VOS: the union of the objects' frames);
+    /// `None` means every frame from the first annotation on.
+    pub required_frames: Option<Vec<String>>,
+    /// How the annotation files encode labels.
+    pub mask_encoding: MaskEncoding,
+}
+
+impl Video {
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Index of the frame with this name.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.frames.iter().position(|f| f.name == name)
+    }
+
+    /// Indices of the frames that have an annotation file.
+    pub fn annotated(&self) -> Vec<usize> {
+        (0..self.frames.len())
+            .filter(|&i| self.frames[i].annotation.is_some())
+            .collect()
+    }
+
+    /// Decodes frame `i`.
+    pub fn read_frame(&self, i: usize) -> Result<Frame> {
+        let f = self.frame_entry(i)?;
+        let path = f.image.as_ref().ok_or_else(|| DataError::MissingFile {
+            path: PathBuf::from(&f.name),
+            what: "image of this frame",
+        })?;
+        read_frame(path)
+    }
+
+    /// Decodes the annotation of frame `i`, checking its size against `size` (height, width)
+    /// when given. `Ok(None)` when the frame has no annotation.
+    pub fn read_annotation(&self, i: usize, size: Option<(usize, usize)>) -> Result<Option<LabelMap>> {
+        let f = self.frame_entry(i)?;
+        let Some(path) = &f.annotation else {
+            return Ok(None);
+        };
+        let mask = read_mask_with(path, self.mask_encoding)?;
+        if let Some((h, w)) = size {
+            mask.labels.expect_size(h, w, path)?;
+        }
+        Ok(Some(mask.labels))
+    }
+
+    /// Decodes frame `i` and its annotation, checking that their sizes agree.
+    pub fn read_pair(&self, i: usize) -> Result<(Frame, Option<LabelMap>)> {
+        let frame = self.read_frame(i)?;
+        let mask = self.read_annotation(i, Some((frame.height(), frame.width())))?;
+        Ok((frame, mask))
+    }
+
+    fn frame_entry(&self, i: usize) -> Result<&FrameEntry> {
+        self.frames.get(i).ok_or_else(|| {
+            DataError::InvalidArgument(format!(
+                "video {} has {} frames, frame {i} asked for",
+                self.name,
+                self.frames.len()
+            ))
+        })
+    }
+}
+
+/// A listed dataset: a root and its videos in index order.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub root: PathBuf,
+    pub videos: Vec<Video>,
+}
+
+impl Dataset {
+    pub fn video(&self, name: &str) -> Option<&Video> {
+        self.videos.iter().find(|v| v.name == name)
+    }
+
+    /// Total number of frames over all videos.
+    pub fn num_frames(&self) -> usize {
+        self.videos.iter().map(Video::len).sum()
+    }
+}
+
+pub(crate) fn require_dir(path: &Path, what: &'static str) -> Result<()> {
+    if path.is_dir() {
+        Ok(())
+    } else {
+        Err(DataError::MissingFolder {
+            path: path.to_path_buf(),
+            what,
+        })
+    }
+}
+
+/// Files in `dir` whose extension is one of `exts` (case-insensitive), as (stem, path),
+/// sorted by file name. Hidden files (e.g. our own temporary files) are skipped.
+pub(crate) fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if exts.contains(&ext.as_str()) {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push((stem, path));
+        }
+    }
+    out.sort_by(|a, b| a.1.file_name().cmp(&b.1.file_name()));
+    Ok(out)
+}
+
+/// Sub-folders of `dir`, sorted by name.
+pub(crate) fn subdirs(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && entry.path().is_dir() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png"];
+
+/// Lists one video from its frames folder and (optional) annotations folder: frames are image
+/// files in name order; an annotation is the `.png` named like a frame. An annotation with no
+/// frame of its name is ignored. `image_dir = None` lists an annotations-only video (for
+/// evaluation), whose frames are the annotation files.
+pub(crate) fn list_video(
+    name: &str,
+    image_dir: Option<&Path>,
+    annotation_dir: Option<&Path>,
+    mask_encoding: MaskEncoding,
+) -> Result<Video> {
+    let annotations: BTreeMap<String, PathBuf> = match annotation_dir {
+        Some(d) if d.is_dir() => files_with_ext(d, &["png"])?.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let frames: Vec<FrameEntry> = match image_dir {
+        Some(d) => files_with_ext(d, IMAGE_EXTS)?
+            .into_iter()
+            .map(|(stem, path)| FrameEntry {
+                annotation: annotations.get(&stem).cloned(),
+                name: stem,
+                image: Some(path),
+            })
+            .collect(),
+        None => annotations
+            .iter()
+            .map(|(stem, path)| FrameEntry {
+                name: stem.clone(),
+                image: None,
+                annotation: Some(path.clone()),
+            })
+            .collect(),
+    };
+    if frames.is_empty() {
+        let path = image_dir.or(annotation_dir).unwrap_or(Path::new(name));
+        return Err(DataError::EmptyVideo {
+            video: name.to_string(),
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Video {
+        name: name.to_string(),
+        frames,
+        objects: Vec::new(),
+        required_frames: None,
+        mask_encoding,
+    })
+}

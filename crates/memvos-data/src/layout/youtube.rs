@@ -1,0 +1,134 @@
+//! YouTube-VOS 2018/2019 roots: `<split>/JPEGImages/<video>/<frame>.jpg`,
+//! `<split>/Annotations/<video>/<frame>.png`, `<split>/meta.json`, and the dense frames in
+//! `all_frames/<split>_all_frames/JPEGImages/<video>/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Dataset, ObjectEntry, Video, list_video, require_dir};
+use crate::error::{DataError, Result};
+use crate::io::MaskEncoding;
+
+/// `meta.json` as YouTube-VOS ships it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct YouTubeMeta {
+    pub videos: BTreeMap<String, MetaVideo>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MetaVideo {
+    pub objects: BTreeMap<String, MetaObject>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MetaObject {
+    #[serde(default)]
+    pub category: Option<String>,
+    pub frames: Vec<String>,
+}
+
+impl YouTubeMeta {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Reader of a YouTube-VOS root (2018 or 2019: the layouts are the same).
+#[derive(Clone, Debug)]
+pub struct YouTube {
+    pub root: PathBuf,
+    pub split: String,
+    /// Read frames from `all_frames/<split>_all_frames` (30 fps) instead of `<split>` (every 5th).
+    pub all_frames: bool,
+}
+
+impl YouTube {
+    pub fn new(root: impl Into<PathBuf>, split: &str) -> Self {
+        YouTube {
+            root: root.into(),
+            split: split.to_string(),
+            all_frames: false,
+        }
+    }
+
+    pub fn all_frames(mut self, yes: bool) -> Self {
+        self.all_frames = yes;
+        self
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.root.join(&self.split).join("meta.json")
+    }
+
+    pub fn image_root(&self) -> PathBuf {
+        if self.all_frames {
+            self.root
+                .join("all_frames")
+                .join(format!("{}_all_frames", self.split))
+                .join("JPEGImages")
+        } else {
+            self.root.join(&self.split).join("JPEGImages")
+        }
+    }
+
+    pub fn open(&self) -> Result<Dataset> {
+        require_dir(&self.root, "YouTube-VOS root")?;
+        let meta_path = self.meta_path();
+        if !meta_path.is_file() {
+            return Err(DataError::MissingFile {
+                path: meta_path,
+                what: "YouTube-VOS meta.json",
+            });
+        }
+        let meta = YouTubeMeta::read(&meta_path)?;
+        let img_root = self.image_root();
+        let ann_root = self.root.join(&self.split).join("Annotations");
+        require_dir(&img_root, "YouTube-VOS frames")?;
+        require_dir(&ann_root, "YouTube-VOS annotations")?;
+        let mut videos = Vec::new();
+        for (name, mv) in &meta.videos {
+            let img = img_root.join(name);
+            if !img.is_dir() {
+                return Err(DataError::ListedVideoMissing {
+                    path: meta_path.clone(),
+                    video: name.clone(),
+                    folder: img,
+                });
+            }
+            let mut video: Video =
+                list_video(name, Some(&img), Some(&ann_root.join(name)), MaskEncoding::Labels)?;
+            let mut required = BTreeSet::new();
+            for (id, obj) in &mv.objects {
+                let id: u8 = id.parse().map_err(|_| DataError::Parse {
+                    path: meta_path.clone(),
+                    reason: format!("video {name}: object id {id:?} is not a number in 1..=255"),
+                })?;
+                let first = obj.frames.iter().min().cloned().ok_or_else(|| DataError::Parse {
+                    path: meta_path.clone(),
+                    reason: format!("video {name}: object {id} lists no frames"),
+                })?;
+                required.extend(obj.frames.iter().cloned());
+                video.objects.push(ObjectEntry {
+                    id,
+                    first_frame: first,
+                    frames: obj.frames.clone(),
+                    category: obj.category.clone(),
+                });
+            }
+            video.objects.sort_by(|a, b| (&a.first_frame, a.id).cmp(&(&b.first_frame, b.id)));
+            video.required_frames = Some(required.into_iter().collect());
+            videos.push(video);
+        }
+        Ok(Dataset {
+            root: self.root.clone(),
+            videos,
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! # memvos-data
+//!
+//! Everything memvos reads and writes before and after the network: RGB frames and label maps
+//! and their conversion to network input ([`frame`]), JPEG/PNG frames and palette PNG masks
+//! ([`io`]), the DAVIS, YouTube-VOS, BL30K, static-image and generic-folder layouts
+//! ([`layout`]), results writers ([`writer`]), synthetic videos ([`synth`]) and training
+//! augmentation with thin-plate-spline warps ([`augment`]).
+//!
+//! Library code never panics on user data: every failure is a [`DataError`] naming the file,
+//! folder or video at fault.
+
+pub mod augment;
+pub mod error;
+pub mod frame;
+pub mod io;
+pub mod layout;
+pub mod synth;
+pub mod writer;
+
+pub use error::{DataError, Result};
+pub use frame::{Frame, LabelMap, Pad};
+pub use io::{Mask, MaskEncoding, Palette, read_frame, read_mask, write_atomic, write_mask};
+pub use layout::{Dataset, FrameEntry, ObjectEntry, Video};

@@ -1,0 +1,101 @@
+//! Results writers: the DAVIS layout (`<out>/<video>/<frame>.png`) and the YouTube-VOS
+//! submission layout (`<out>/Annotations/<video>/<frame>.png`, only the frames `meta.json`
+//! asks for unless told otherwise). Every file is written atomically.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::frame::LabelMap;
+use crate::io::{Palette, write_binary_mask, write_mask};
+use crate::layout::Video;
+
+/// Writes DAVIS results: palette PNGs (2017) or greyscale 0/255 PNGs (2016).
+#[derive(Clone, Debug)]
+pub struct DavisWriter {
+    pub out: PathBuf,
+    pub year: u16,
+    pub palette: Palette,
+}
+
+impl DavisWriter {
+    pub fn new(out: impl Into<PathBuf>, year: u16) -> Self {
+        DavisWriter {
+            out: out.into(),
+            year,
+            palette: Palette::davis(),
+        }
+    }
+
+    pub fn with_palette(mut self, palette: Palette) -> Self {
+        self.palette = palette;
+        self
+    }
+
+    pub fn path(&self, video: &str, frame: &str) -> PathBuf {
+        self.out.join(video).join(format!("{frame}.png"))
+    }
+
+    pub fn write(&self, video: &str, frame: &str, labels: &LabelMap) -> Result<PathBuf> {
+        let path = self.path(video, frame);
+        if self.year == 2016 {
+            write_binary_mask(&path, labels)?;
+        } else {
+            write_mask(&path, labels, &self.palette)?;
+        }
+        Ok(path)
+    }
+}
+
+/// Writes a YouTube-VOS submission folder.
+#[derive(Clone, Debug)]
+pub struct YouTubeWriter {
+    pub out: PathBuf,
+    pub palette: Palette,
+    /// Write every frame from the first annotation on, not only the required ones.
+    pub write_all: bool,
+}
+
+impl YouTubeWriter {
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        YouTubeWriter {
+            out: out.into(),
+            palette: Palette::davis(),
+            write_all: false,
+        }
+    }
+
+    pub fn write_all(mut self, yes: bool) -> Self {
+        self.write_all = yes;
+        self
+    }
+
+    /// Whether frame `frame` of `video` belongs in the submission.
+    pub fn wants(&self, video: &Video, frame: &str) -> bool {
+        self.write_all
+            || match &video.required_frames {
+                Some(req) => req.binary_search_by(|f| f.as_str().cmp(frame)).is_ok(),
+                None => true,
+            }
+    }
+
+    pub fn path(&self, video: &str, frame: &str) -> PathBuf {
+        self.out
+            .join("Annotations")
+            .join(video)
+            .join(format!("{frame}.png"))
+    }
+
+    /// Writes the frame if the submission wants it; returns the path written, if any.
+    pub fn write(&self, video: &Video, frame: &str, labels: &LabelMap) -> Result<Option<PathBuf>> {
+        if !self.wants(video, frame) {
+            return Ok(None);
+        }
+        let path = self.path(&video.name, frame);
+        write_mask(&path, labels, &self.palette)?;
+        Ok(Some(path))
+    }
+
+    pub fn annotations_dir(&self) -> PathBuf {
+        self.out.join("Annotations")
+    }
+}
