@@ -233,3 +233,46 @@ pub(crate) fn list_video(
         mask_encoding,
     })
 }
+
+/// What the annotations of a video hold: its size, and per object the frame it first appears in
+/// and on how many annotated frames it is present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoSummary {
+    pub name: String,
+    pub frames: usize,
+    pub annotated: usize,
+    pub height: usize,
+    pub width: usize,
+    /// `(id, first frame name, annotated frames present in)`, by id.
+    pub objects: Vec<(u8, String, usize)>,
+}
+
+/// Reads every annotation of a video (checking each against the size of the first) and
+/// summarises it. Frames are not decoded; their size comes from the first frame's header.
+pub fn summarize(video: &Video) -> Result<VideoSummary> {
+    let mut size: Option<(usize, usize)> = match video.frames.first().and_then(|f| f.image.as_ref()) {
+        Some(p) => Some(crate::io::image_size(p)?),
+        None => None,
+    };
+    let mut objects: BTreeMap<u8, (String, usize)> = BTreeMap::new();
+    let annotated = video.annotated();
+    for &i in &annotated {
+        let Some(mask) = video.read_annotation(i, size)? else { continue };
+        size.get_or_insert((mask.height(), mask.width()));
+        for id in mask.object_ids() {
+            objects
+                .entry(id)
+                .or_insert_with(|| (video.frames[i].name.clone(), 0))
+                .1 += 1;
+        }
+    }
+    let (height, width) = size.unwrap_or((0, 0));
+    Ok(VideoSummary {
+        name: video.name.clone(),
+        frames: video.len(),
+        annotated: annotated.len(),
+        height,
+        width,
+        objects: objects.into_iter().map(|(id, (f, n))| (id, f, n)).collect(),
+    })
+}

@@ -1,0 +1,202 @@
+//! YouTube-VOS: its validation and test ground truth is not public, so this module checks and
+//! packages a submission for the benchmark server, and scores held-out *training* videos locally
+//! with the same J and F code (no seen/unseen split: that needs the server's class lists).
+//!
+//! Local protocol: an object is scored on every annotated frame after the frame it first
+//! appears in; labels keep their original (possibly non-contiguous) ids.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memvos_data::io::read_mask;
+use memvos_data::layout::{Dataset, Video};
+use rayon::prelude::*;
+
+use crate::davis::{GlobalScores, ObjectScores};
+use crate::error::{EvalError, Result};
+use crate::metrics::{boundary_radius, frame_scores};
+use crate::stats::Statistics;
+
+/// What a checked submission holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmissionReport {
+    pub videos: usize,
+    pub frames: usize,
+}
+
+fn required(video: &Video) -> Vec<String> {
+    match &video.required_frames {
+        Some(r) => r.clone(),
+        None => {
+            let first = video.annotated().first().copied().unwrap_or(0);
+            video.frames[first..].iter().map(|f| f.name.clone()).collect()
+        }
+    }
+}
+
+/// Checks that `<submission>/Annotations/<video>/<frame>.png` exists for every frame the
+/// benchmark requires (from `meta.json`).
+pub fn check_submission(dataset: &Dataset, submission: &Path) -> Result<SubmissionReport> {
+    let ann = submission.join("Annotations");
+    let mut frames = 0;
+    for v in &dataset.videos {
+        for name in required(v) {
+            let path = ann.join(&v.name).join(format!("{name}.png"));
+            if !path.is_file() {
+                return Err(EvalError::MissingSubmissionFrame { video: v.name.clone(), frame: name, path });
+            }
+            frames += 1;
+        }
+    }
+    Ok(SubmissionReport { videos: dataset.videos.len(), frames })
+}
+
+/// Checks a submission and zips its `Annotations/` folder (entries `Annotations/<video>/<frame>.png`,
+/// the layout the server expects) into `zip_path`, atomically.
+pub fn package_submission(dataset: &Dataset, submission: &Path, zip_path: &Path) -> Result<SubmissionReport> {
+    let report = check_submission(dataset, submission)?;
+    let zerr = |reason: String| EvalError::Zip { path: zip_path.to_path_buf(), reason };
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for v in &dataset.videos {
+            for name in required(v) {
+                let path = submission.join("Annotations").join(&v.name).join(format!("{name}.png"));
+                let bytes = fs::read(&path).map_err(|e| memvos_data::DataError::Io { path: path.clone(), source: e })?;
+                zip.start_file(format!("Annotations/{}/{name}.png", v.name), opts)
+                    .map_err(|e| zerr(e.to_string()))?;
+                zip.write_all(&bytes).map_err(|e| zerr(e.to_string()))?;
+            }
+        }
+        zip.finish().map_err(|e| zerr(e.to_string()))?;
+    }
+    memvos_data::write_atomic(zip_path, buf.get_ref())?;
+    Ok(report)
+}
+
+/// Picks `count` video names deterministically from `names` (a seeded shuffle), for a local
+/// held-out split of the training set.
+pub fn holdout(names: &[String], count: usize, seed: u64) -> Vec<String> {
+    let mut keyed: Vec<(u64, &String)> = names
+        .iter()
+        .map(|n| {
+            let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+            for b in n.bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+            (h, n)
+        })
+        .collect();
+    keyed.sort();
+    let mut out: Vec<String> = keyed.into_iter().take(count).map(|(_, n)| n.clone()).collect();
+    out.sort();
+    out
+}
+
+/// Local scores of held-out training videos.
+#[derive(Clone, Debug)]
+pub struct LocalScores {
+    pub objects: Vec<ObjectScores>,
+    pub global: GlobalScores,
+}
+
+fn score_video(video: &Video, results: &Path, bound_th: f64) -> Result<Vec<ObjectScores>> {
+    let annotated = video.annotated();
+    if annotated.is_empty() {
+        return Ok(Vec::new());
+    }
+    let gts: Vec<(usize, ndarray::Array2<u8>)> = annotated
+        .iter()
+        .map(|&i| Ok((i, video.read_annotation(i, None)?.map(|m| m.labels).unwrap_or_default())))
+        .collect::<Result<_>>()?;
+    let (h, w) = gts[0].1.dim();
+    let radius = boundary_radius(h, w, bound_th)?;
+    // Object ids and the annotated frame each first appears in.
+    let mut ids: BTreeSet<u8> = BTreeSet::new();
+    for (_, g) in &gts {
+        ids.extend(g.iter().copied().filter(|&v| v != 0 && v != 255));
+    }
+    let ids: Vec<u8> = ids.into_iter().collect();
+    let mut table = [0u8; 256];
+    for (k, &id) in ids.iter().enumerate() {
+        table[id as usize] = (k + 1) as u8;
+    }
+    let dir = results.join("Annotations").join(&video.name);
+    let first_seen: Vec<usize> = ids
+        .iter()
+        .map(|&id| gts.iter().position(|(_, g)| g.iter().any(|&v| v == id)).unwrap_or(0))
+        .collect();
+    let scored: Vec<(usize, Vec<(f64, f64)>)> = gts
+        .par_iter()
+        .enumerate()
+        .skip(1)
+        .map(|(pos, (i, g))| {
+            let name = &video.frames[*i].name;
+            let path = dir.join(format!("{name}.png"));
+            if !path.is_file() {
+                return Err(EvalError::MissingFrame { sequence: video.name.clone(), frame: name.clone(), path });
+            }
+            let pred = read_mask(&path)?.labels.labels;
+            if pred.dim() != (h, w) || g.dim() != (h, w) {
+                return Err(EvalError::SizeMismatch {
+                    sequence: video.name.clone(),
+                    frame: name.clone(),
+                    path,
+                    got_w: pred.dim().1,
+                    got_h: pred.dim().0,
+                    want_w: w,
+                    want_h: h,
+                });
+            }
+            if let Some(&label) = pred.iter().find(|&&v| v != 0 && table[v as usize] == 0) {
+                return Err(EvalError::UnknownLabel { sequence: video.name.clone(), frame: name.clone(), path, label, num_objects: ids.len() as u8 });
+            }
+            let gm = g.mapv(|v| table[v as usize]);
+            let pm = pred.mapv(|v| table[v as usize]);
+            Ok((pos, frame_scores(gm.view(), pm.view(), ids.len() as u8, radius)))
+        })
+        .collect::<Result<_>>()?;
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| {
+            let rows: Vec<&(usize, Vec<(f64, f64)>)> = scored.iter().filter(|(pos, _)| *pos > first_seen[k]).collect();
+            let j: Vec<f64> = rows.iter().map(|(_, s)| s[k].0).collect();
+            let f: Vec<f64> = rows.iter().map(|(_, s)| s[k].1).collect();
+            ObjectScores {
+                sequence: video.name.clone(),
+                id,
+                frames: rows.iter().map(|(pos, _)| video.frames[gts[*pos].0].name.clone()).collect(),
+                j_stats: Statistics::of(&j),
+                f_stats: Statistics::of(&f),
+                j,
+                f,
+            }
+        })
+        .filter(|o| !o.j.is_empty())
+        .collect())
+}
+
+/// Scores `<results>/Annotations/<video>/<frame>.png` for the named videos of a YouTube-VOS
+/// training split (every annotated frame after an object's first appearance).
+pub fn score_videos(dataset: &Dataset, names: &[String], results: &Path, bound_th: f64) -> Result<LocalScores> {
+    if names.is_empty() {
+        return Err(EvalError::InvalidOption("no videos to score".into()));
+    }
+    let videos: Vec<&Video> = names
+        .iter()
+        .map(|n| dataset.video(n).ok_or_else(|| EvalError::InvalidOption(format!("video {n} is not in the dataset"))))
+        .collect::<Result<_>>()?;
+    let per: Vec<Vec<ObjectScores>> = videos.par_iter().map(|v| score_video(v, results, bound_th)).collect::<Result<_>>()?;
+    let objects: Vec<ObjectScores> = per.into_iter().flatten().collect();
+    let global = GlobalScores::of(&objects);
+    Ok(LocalScores { objects, global })
+}
+
+/// Where a submission's annotation for a frame goes.
+pub fn submission_path(submission: &Path, video: &str, frame: &str) -> PathBuf {
+    submission.join("Annotations").join(video).join(format!("{frame}.png"))
+}
