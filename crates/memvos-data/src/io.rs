@@ -234,6 +234,14 @@ pub fn decode_mask(bytes: &[u8], path: &Path, encoding: MaskEncoding) -> Result<
 
     let mut labels = Array2::<u8>::zeros((h, w));
     match info.color_type {
+        png::ColorType::Indexed if info.bit_depth == png::BitDepth::Eight => {
+            // The common case: one byte per pixel, copied row by row.
+            for (y, mut out) in labels.rows_mut().into_iter().enumerate() {
+                if let Some(dst) = out.as_slice_mut() {
+                    dst.copy_from_slice(&buf[y * stride..y * stride + w]);
+                }
+            }
+        }
         png::ColorType::Indexed => {
             let bits = info.bit_depth as usize;
             for y in 0..h {

@@ -48,25 +48,24 @@ impl BitMask {
             return masks;
         }
         let wpr = w.div_ceil(64);
-        let mut row_buf = vec![0u8; w];
+        let mut row_buf = vec![0u8; wpr * 64];
         for (y, row) in labels.rows().into_iter().enumerate() {
-            let row: &[u8] = match row.as_slice() {
-                Some(s) => s,
-                None => {
-                    row_buf.iter_mut().zip(row.iter()).for_each(|(d, &s)| *d = s);
-                    &row_buf
-                }
-            };
-            for (c, chunk) in row.chunks(64).enumerate() {
-                if chunk.iter().all(|&v| v == 0) {
+            // Copy into a zero-padded buffer (0 never matches an object id).
+            match row.as_slice() {
+                Some(s) => row_buf[..w].copy_from_slice(s),
+                None => row_buf.iter_mut().zip(row.iter()).for_each(|(d, &s)| *d = s),
+            }
+            for (c, chunk) in row_buf.chunks_exact(64).enumerate() {
+                let lanes: [u64; 8] = std::array::from_fn(|g| u64::from_le_bytes(chunk[8 * g..8 * g + 8].try_into().unwrap_or([0; 8])));
+                if lanes.iter().all(|&l| l == 0) {
                     continue;
                 }
                 for (k, mask) in masks.iter_mut().enumerate() {
-                    let id = (k + 1) as u8;
-                    let word = chunk
-                        .iter()
-                        .enumerate()
-                        .fold(0u64, |acc, (i, &v)| acc | (((v == id) as u64) << i));
+                    let pattern = 0x0101_0101_0101_0101u64 * (k as u64 + 1);
+                    let mut word = 0u64;
+                    for (g, &lane) in lanes.iter().enumerate() {
+                        word |= byte_eq_bits(lane, pattern) << (8 * g);
+                    }
                     mask.words[y * wpr + c] = word;
                 }
             }
@@ -147,43 +146,66 @@ impl BitMask {
     /// as with OpenCV's `dilate`).
     pub fn dilated_overlap(&self, other: &BitMask, radius: usize) -> u64 {
         let (h, n) = (self.height, self.words_per_row);
+        if h == 0 || n == 0 {
+            return 0;
+        }
         let r = radius as isize;
         // Half-widths of the disk's rows, dy = 0..=r.
         let half: Vec<usize> = (0..=radius).map(|dy| isqrt(radius * radius - dy * dy)).collect();
-        // Rows of `self` that have any pixel, and their horizontal dilations by each half-width
-        // (computed lazily: most rows of a boundary map are empty).
-        let nonzero: Vec<bool> = (0..h).map(|y| self.row(y).iter().any(|&w| w != 0)).collect();
-        let mut hdil: Vec<Option<Vec<u64>>> = vec![None; h];
+        let kmax = half[0];
+        let stride = (kmax + 1) * n;
+        // Horizontal dilations by 0..=kmax of the non-empty rows of `self` that some non-empty
+        // row of `other` can reach, packed into one buffer.
+        let row_set = |m: &BitMask| -> Vec<bool> { (0..h).map(|y| m.row(y).iter().any(|&w| w != 0)).collect() };
+        let (src_rows, dst_rows) = (row_set(self), row_set(other));
+        let mut slot = vec![usize::MAX; h];
+        let mut used = 0;
+        for y in 0..h {
+            let y0 = (y as isize - r).max(0) as usize;
+            let y1 = ((y as isize + r) as usize).min(h - 1);
+            if src_rows[y] && dst_rows[y0..=y1].contains(&true) {
+                slot[y] = used;
+                used += 1;
+            }
+        }
+        let mut hd = vec![0u64; used * stride];
+        for y in 0..h {
+            if slot[y] != usize::MAX {
+                horizontal_dilations(self.row(y), kmax, &mut hd[slot[y] * stride..(slot[y] + 1) * stride]);
+            }
+        }
         let mut acc = vec![0u64; n];
         let mut total = 0u64;
-        for y in 0..h {
-            let target = other.row(y);
-            if target.iter().all(|&w| w == 0) {
-                continue;
-            }
-            acc.iter_mut().for_each(|a| *a = 0);
+        for y in (0..h).filter(|&y| dst_rows[y]) {
+            acc.fill(0);
             let y0 = (y as isize - r).max(0) as usize;
             let y1 = ((y as isize + r) as usize).min(h - 1);
             for yy in y0..=y1 {
-                if !nonzero[yy] {
+                if slot[yy] == usize::MAX {
                     continue;
                 }
-                let rows = hdil[yy].get_or_insert_with(|| horizontal_dilations(self.row(yy), &half));
-                let dy = (yy as isize - y as isize).unsigned_abs();
-                let k = half[dy];
-                let src = &rows[k * n..(k + 1) * n];
-                for i in 0..n {
-                    acc[i] |= src[i];
+                let k = half[(yy as isize - y as isize).unsigned_abs()];
+                let base = slot[yy] * stride + k * n;
+                for (a, s) in acc.iter_mut().zip(&hd[base..base + n]) {
+                    *a |= s;
                 }
             }
-            total += acc
-                .iter()
-                .zip(target)
-                .map(|(a, t)| (a & t).count_ones() as u64)
-                .sum::<u64>();
+            total += acc.iter().zip(other.row(y)).map(|(a, t)| (a & t).count_ones() as u64).sum::<u64>();
         }
         total
     }
+}
+
+/// Bit `j` is set iff byte `j` of `lane` equals byte `j` of `pattern` (SWAR: eight pixels
+/// compared with a handful of integer operations).
+#[inline]
+fn byte_eq_bits(lane: u64, pattern: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let x = lane ^ pattern; // zero bytes where equal
+    let zero_high = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7); // high bit set iff the byte is 0
+    // Gather the high bits (bits 8j + 7) into bits 0..8: bit 8j times 2^(56 - 7j) lands on 56 + j,
+    // every cross term falls below bit 56 or past bit 63, on distinct positions (no carries).
+    (zero_high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// Reads the row one pixel to the east: `out[x] = row[x + 1]`.
@@ -195,43 +217,23 @@ fn shift_east(row: &[u64], out: &mut [u64]) {
     }
 }
 
-/// Shifts a row `k` columns toward higher x (`west_to_east = true`) or lower x, zero-filled.
-fn shift_row(row: &[u64], k: usize, toward_higher: bool, out: &mut [u64]) {
+/// Writes the horizontal dilations of one row by `0..=kmax` columns into `out`
+/// (`(kmax + 1) · row.len()` words): `out_k[x] = OR of row[x − k ..= x + k]`.
+fn horizontal_dilations(row: &[u64], kmax: usize, out: &mut [u64]) {
     let n = row.len();
-    let (wq, bq) = (k / 64, k % 64);
-    for i in 0..n {
-        out[i] = if toward_higher {
-            // out[x] = row[x - k]
-            let lo = i.checked_sub(wq).map(|j| row[j] << bq).unwrap_or(0);
-            let hi = if bq > 0 { i.checked_sub(wq + 1).map(|j| row[j] >> (64 - bq)).unwrap_or(0) } else { 0 };
-            lo | hi
-        } else {
-            // out[x] = row[x + k]
-            let lo = if i + wq < n { row[i + wq] >> bq } else { 0 };
-            let hi = if bq > 0 && i + wq + 1 < n { row[i + wq + 1] << (64 - bq) } else { 0 };
-            lo | hi
-        };
-    }
-}
-
-/// Horizontal dilations of one row by every width `0..=max(half)`, concatenated.
-fn horizontal_dilations(row: &[u64], half: &[usize]) -> Vec<u64> {
-    let n = row.len();
-    let kmax = half.iter().copied().max().unwrap_or(0);
-    let mut out = vec![0u64; (kmax + 1) * n];
     out[..n].copy_from_slice(row);
-    let mut left = vec![0u64; n];
-    let mut right = vec![0u64; n];
     for k in 1..=kmax {
-        shift_row(row, k, true, &mut left);
-        shift_row(row, k, false, &mut right);
         let (prev, cur) = out.split_at_mut(k * n);
         let prev = &prev[(k - 1) * n..];
+        let cur = &mut cur[..n];
+        // One more column each way: OR the previous dilation with itself shifted by one.
         for i in 0..n {
-            cur[i] = prev[i] | left[i] | right[i];
+            let p = prev[i];
+            let from_lower = (p << 1) | if i > 0 { prev[i - 1] >> 63 } else { 0 };
+            let from_higher = (p >> 1) | if i + 1 < n { prev[i + 1] << 63 } else { 0 };
+            cur[i] = p | from_lower | from_higher;
         }
     }
-    out
 }
 
 fn isqrt(v: usize) -> usize {
