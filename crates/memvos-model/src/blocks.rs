@@ -1,0 +1,160 @@
+//! Building blocks shared by the memory networks (methods.md §1.10, §2.0): the pre-activation
+//! `ResBlock`, CBAM, STCN's feature fusion block, the STCN-style upsampling block and decoder.
+//! Field names are the PyTorch ones.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Tensor};
+
+/// Conv2d `k×k`, stride 1, "same" padding, with bias.
+pub fn conv(i: usize, o: usize, k: usize, device: &Device) -> Conv2d {
+    let p = k / 2;
+    Conv2dConfig::new([i, o], [k, k]).with_padding(PaddingConfig2d::Explicit(p, p, p, p)).init(device)
+}
+
+/// Bilinear resize with PyTorch's `align_corners = False`.
+pub fn resize_bilinear(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]).with_align_corners(false))
+}
+
+/// Bilinear ×`f` upsampling (`F.interpolate(scale_factor=f, mode="bilinear", align_corners=False)`).
+pub fn upsample(x: Tensor<4>, f: usize) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    resize_bilinear(x, h * f, w * f)
+}
+
+/// `r = conv2(relu(conv1(relu(x))))`, `out = (downsample(x) or x) + r`; `downsample` is a 3×3 conv.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub downsample: Option<Conv2d>,
+}
+
+impl ResBlock {
+    pub fn new(i: usize, o: usize, device: &Device) -> Self {
+        ResBlock { conv1: conv(i, o, 3, device), conv2: conv(o, o, 3, device), downsample: (i != o).then(|| conv(i, o, 3, device)) }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let r = self.conv2.forward(relu(self.conv1.forward(relu(x.clone()))));
+        let skip = match &self.downsample {
+            Some(d) => d.forward(x),
+            None => x,
+        };
+        skip + r
+    }
+}
+
+/// CBAM's channel gate: a shared MLP (C → C/16 → C) on global average and max pooling, summed,
+/// sigmoid, scaling the channels. PyTorch: `ChannelGate.mlp.1` / `mlp.3`.
+#[derive(Module, Debug)]
+pub struct ChannelGate {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+/// CBAM's spatial gate: `[max over channels, mean over channels]` → 7×7 conv → sigmoid → scale.
+/// PyTorch: `SpatialGate.spatial.conv`.
+#[derive(Module, Debug)]
+pub struct SpatialGate {
+    pub conv: Conv2d,
+}
+
+/// Convolutional block attention: channel gate, then spatial gate (the gated tensor, not a residual).
+#[derive(Module, Debug)]
+pub struct Cbam {
+    pub channel_gate: ChannelGate,
+    pub spatial_gate: SpatialGate,
+}
+
+impl Cbam {
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Cbam {
+            channel_gate: ChannelGate { fc1: LinearConfig::new(channels, channels / 16).init(device), fc2: LinearConfig::new(channels / 16, channels).init(device) },
+            spatial_gate: SpatialGate { conv: conv(2, 1, 7, device) },
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, _, _] = x.dims();
+        let mlp = |v: Tensor<2>| self.channel_gate.fc2.forward(relu(self.channel_gate.fc1.forward(v)));
+        let avg: Tensor<2> = x.clone().mean_dim(3).mean_dim(2).reshape([b, c]);
+        let max: Tensor<2> = x.clone().max_dim(3).max_dim(2).reshape([b, c]);
+        let scale = sigmoid(mlp(avg) + mlp(max)).reshape([b, c, 1, 1]);
+        let x = x * scale;
+        let pooled = Tensor::cat(vec![x.clone().max_dim(1), x.clone().mean_dim(1)], 1);
+        let spatial = sigmoid(self.spatial_gate.conv.forward(pooled));
+        x * spatial
+    }
+}
+
+/// STCN's `fuser`: `x = block1(cat[value features, key f16])`, `x = x + attention(x)`, `block2(x)`.
+#[derive(Module, Debug)]
+pub struct FeatureFusionBlock {
+    pub block1: ResBlock,
+    pub attention: Cbam,
+    pub block2: ResBlock,
+}
+
+impl FeatureFusionBlock {
+    pub fn new(i: usize, o: usize, device: &Device) -> Self {
+        FeatureFusionBlock { block1: ResBlock::new(i, o, device), attention: Cbam::new(o, device), block2: ResBlock::new(o, o, device) }
+    }
+
+    pub fn forward(&self, x: Tensor<4>, f16: Tensor<4>) -> Tensor<4> {
+        let x = self.block1.forward(Tensor::cat(vec![x, f16], 1));
+        let r = self.attention.forward(x.clone());
+        self.block2.forward(x + r)
+    }
+}
+
+/// STCN-style upsampling: `out_conv(skip_conv(skip) + up×2(up))`.
+#[derive(Module, Debug)]
+pub struct UpsampleBlock {
+    pub skip_conv: Conv2d,
+    pub out_conv: ResBlock,
+}
+
+impl UpsampleBlock {
+    pub fn new(skip_c: usize, up_c: usize, out_c: usize, device: &Device) -> Self {
+        UpsampleBlock { skip_conv: conv(skip_c, up_c, 3, device), out_conv: ResBlock::new(up_c, out_c, device) }
+    }
+
+    pub fn forward(&self, skip: Tensor<4>, up: Tensor<4>) -> Tensor<4> {
+        let x = self.skip_conv.forward(skip) + upsample(up, 2);
+        self.out_conv.forward(x)
+    }
+}
+
+/// The STCN decoder (methods.md §2.0): 1024 ch at 1/16 → one logit map at full resolution.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    pub compress: ResBlock,
+    pub up_16_8: UpsampleBlock,
+    pub up_8_4: UpsampleBlock,
+    pub pred: Conv2d,
+}
+
+impl Decoder {
+    pub fn new(device: &Device) -> Self {
+        Decoder {
+            compress: ResBlock::new(1024, 512, device),
+            up_16_8: UpsampleBlock::new(512, 512, 256, device),
+            up_8_4: UpsampleBlock::new(256, 256, 256, device),
+            pred: conv(256, 1, 3, device),
+        }
+    }
+
+    /// `f16` `[K, 1024, h, w]`, `f8` `[K, 512, 2h, 2w]`, `f4` `[K, 256, 4h, 4w]` → logits `[K, 1, 16h, 16w]`.
+    pub fn forward(&self, f16: Tensor<4>, f8: Tensor<4>, f4: Tensor<4>) -> Tensor<4> {
+        let x = self.compress.forward(f16);
+        let x = self.up_16_8.forward(f8, x);
+        let x = self.up_8_4.forward(f4, x);
+        upsample(self.pred.forward(relu(x)), 4)
+    }
+}

@@ -1,0 +1,227 @@
+//! STCN parity with the reference PyTorch implementation (fixture `tests/fixtures/stcn-parity`,
+//! made by running hkchengrex/STCN at eb83102 with every weight filled by WEIGHTS-FORMULA.md).
+//!
+//! The network is filled by the formula *through the import path a real checkpoint takes*
+//! (a safetensors file with the `stcn.pth` names, renamed and adapted by burn-store), then the
+//! case of the fixture's README is run: 3 frames of 96×160, 2 objects, top-20, mem_every 5.
+//!
+//! Tolerances: intermediate features within 1e-4 relative in the Frobenius (L2) norm,
+//! `‖ours − ref‖₂ / ‖ref‖₂ ≤ 1e-4`; probabilities within 1e-4 absolute (max norm); final label
+//! maps identical except where the two largest reference probabilities are within 1e-4.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use memvos_data::{Frame, LabelMap};
+use memvos_memory::MemoryBank;
+use memvos_model::aggregate::aggregate;
+use memvos_model::weights::formula;
+use memvos_model::{Propagator, PropagatorConfig, Stcn, load_stcn};
+use ndarray::{Array2, Array3};
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stcn-parity")
+}
+
+struct Golden {
+    tensors: HashMap<String, (Vec<usize>, Vec<u8>, safetensors::Dtype)>,
+}
+
+impl Golden {
+    fn load() -> Self {
+        let bytes = std::fs::read(fixture().join("golden.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.shape().to_vec(), v.data().to_vec(), v.dtype()))).collect();
+        Golden { tensors }
+    }
+
+    fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let (s, b, d) = &self.tensors[name];
+        assert_eq!(*d, safetensors::Dtype::F32, "{name}");
+        (s.clone(), b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    fn u8(&self, name: &str) -> (Vec<usize>, Vec<u8>) {
+        let (s, b, _) = &self.tensors[name];
+        (s.clone(), b.clone())
+    }
+
+    fn tensor4(&self, name: &str, d: &Device) -> Tensor<4> {
+        let (s, v) = self.f32(name);
+        Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), d)
+    }
+}
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Relative error in the Frobenius norm.
+fn rel_l2(ours: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(ours.len(), reference.len());
+    let num: f64 = ours.iter().zip(reference).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let den: f64 = reference.iter().map(|b| (*b as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+fn max_abs(ours: &[f32], reference: &[f32]) -> f64 {
+    ours.iter().zip(reference).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max)
+}
+
+fn assert_feature(name: &str, ours: Tensor<4>, golden: &Golden) {
+    let (shape, reference) = golden.f32(name);
+    assert_eq!(ours.dims().to_vec(), shape, "{name} shape");
+    let o = values(ours);
+    let e = rel_l2(&o, &reference);
+    eprintln!("{name:<24} rel L2 {e:.2e}  max abs {:.2e}", max_abs(&o, &reference));
+    assert!(e <= 1e-4, "{name}: relative L2 error {e:.3e} > 1e-4");
+}
+
+fn manifest() -> Vec<(String, Vec<usize>, Value)> {
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(fixture().join("manifest.json")).unwrap()).unwrap();
+    m["state_dict"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect(), e.clone()))
+        .collect()
+}
+
+/// The formula-filled state dict, written as safetensors with the published names.
+fn formula_checkpoint(dir: &Path) -> PathBuf {
+    let entries: Vec<(String, Vec<usize>)> = manifest().into_iter().map(|(n, s, _)| (n, s)).collect();
+    let path = dir.join("stcn-formula.safetensors");
+    formula::write_state_dict(&entries, &path).unwrap();
+    path
+}
+
+#[test]
+fn formula_matches_the_manifest_checksums_tensor_by_tensor() {
+    let entries = manifest();
+    assert_eq!(entries.len(), 405);
+    let mut checked = 0;
+    for (name, shape, e) in &entries {
+        let Some(v) = formula::fill(name, shape) else {
+            assert!(name.ends_with("num_batches_tracked"));
+            continue;
+        };
+        let first4: Vec<f32> = e["first4"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!(&v[..first4.len()], &first4[..], "{name} first4");
+        let sum: f64 = v.iter().map(|&x| x as f64).sum();
+        let want = e["sum_f64"].as_f64().unwrap();
+        assert!((sum - want).abs() <= 1e-9 * (1.0 + want.abs()) + 1e-7, "{name}: sum {sum} vs {want}");
+        checked += 1;
+    }
+    let buffers = entries.iter().filter(|(n, _, _)| n.ends_with("num_batches_tracked")).count();
+    assert_eq!((checked, buffers), (347, 58), "every tensor but the 58 num_batches_tracked buffers");
+}
+
+#[test]
+fn stcn_matches_the_reference_on_every_golden_tensor() {
+    let d = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let net = load_stcn(&formula_checkpoint(dir.path()), &d).expect("every key of the manifest loads");
+    let golden = Golden::load();
+
+    // Input conversion: uint8 frames -> ImageNet-normalised network input.
+    let (fshape, raw) = golden.u8("input.frames_uint8");
+    let (t_len, h, w) = (fshape[0], fshape[1], fshape[2]);
+    let frames: Vec<Frame> = (0..t_len).map(|t| Frame::from_raw(h, w, raw[t * h * w * 3..(t + 1) * h * w * 3].to_vec()).unwrap()).collect();
+    let (_, want_input) = golden.f32("input.frames");
+    let ours_input: Vec<f32> = frames.iter().flat_map(|f| f.to_normalized().into_raw_vec_and_offset().0).collect();
+    assert!(max_abs(&ours_input, &want_input) <= 1e-6, "input normalisation");
+    let input = |t: usize| golden.tensor4("input.frames", &d).narrow(0, t, 1);
+
+    // Frame 0: keys, aggregated ground truth, values.
+    let k0 = net.encode_key(input(0));
+    assert_feature("f0.key_encoder.f16", k0.features.f16.clone(), &golden);
+    assert_feature("f0.key_encoder.f8", k0.features.f8.clone(), &golden);
+    assert_feature("f0.key_encoder.f4", k0.features.f4.clone(), &golden);
+    assert_feature("f0.k16", k0.k16.clone(), &golden);
+    assert_feature("f0.key_comp", k0.v16.clone(), &golden);
+    let prob0 = aggregate(golden.tensor4("input.first_frame_masks", &d));
+    let (_, want_prob0) = golden.f32("f0.prob");
+    assert!(max_abs(&values(prob0.clone()), &want_prob0) <= 1e-6, "f0.prob");
+    let v0 = net.encode_value(input(0), k0.features.f16.clone(), prob0.narrow(0, 1, 2));
+    assert_feature("f0.value", v0.clone(), &golden);
+
+    // Frames 1 and 2 read memory {frame 0}.
+    let mut bank = MemoryBank::new(Some(20));
+    bank.add(k0.k16.clone(), v0, false).unwrap();
+    for t in [1, 2] {
+        let key = net.encode_key(input(t));
+        if t == 1 {
+            assert_feature("f1.key_encoder.f16", key.features.f16.clone(), &golden);
+            assert_feature("f1.key_encoder.f8", key.features.f8.clone(), &golden);
+            assert_feature("f1.key_encoder.f4", key.features.f4.clone(), &golden);
+            assert_feature("f1.k16", key.k16.clone(), &golden);
+            assert_feature("f1.key_comp", key.v16.clone(), &golden);
+            let aff = bank.affinity(key.k16.clone()).unwrap();
+            let aff4: Tensor<4> = aff.reshape([1, 1, 60, 60]);
+            let (_, want) = golden.f32("f1.affinity");
+            let got = values(aff4);
+            let e = max_abs(&got, &want);
+            eprintln!("{:<24} max abs {e:.2e}", "f1.affinity");
+            assert!(e <= 1e-4, "f1.affinity max abs {e}");
+            assert_feature("f1.readout", bank.read(key.k16.clone()).unwrap(), &golden);
+        }
+        let logits = net.decode(bank.read(key.k16.clone()).unwrap(), &key);
+        assert_feature(&format!("f{t}.logits"), logits, &golden);
+    }
+
+    // End to end through the Propagator, from uint8 frames and a label map.
+    let (_, masks) = golden.f32("input.first_frame_masks");
+    let first = LabelMap::new(Array2::from_shape_fn((h, w), |(y, x)| {
+        if masks[y * w + x] > 0.5 { 1 } else if masks[h * w + y * w + x] > 0.5 { 2 } else { 0 }
+    }));
+    let mut prop = Propagator::new(&net, PropagatorConfig::davis(), &d).unwrap();
+    let (_, want_masks) = golden.u8("masks");
+    for (t, frame) in frames.iter().enumerate() {
+        let out = prop.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
+        assert_eq!(out.ids, vec![0, 1, 2]);
+        let (_, want) = golden.f32(&format!("f{t}.prob"));
+        let got: Vec<f32> = out.probs.iter().copied().collect();
+        let e = max_abs(&got, &want);
+        eprintln!("{:<24} max abs {e:.2e}", format!("f{t}.prob (propagator)"));
+        assert!(e <= 1e-4, "f{t}.prob max abs {e}");
+        let want_p = Array3::from_shape_vec((3, h, w), want).unwrap();
+        let mut differing = 0;
+        for y in 0..h {
+            for x in 0..w {
+                let ours = out.labels.labels[[y, x]];
+                let reference = want_masks[t * h * w + y * w + x];
+                if ours != reference {
+                    let mut p: Vec<f32> = (0..3).map(|c| want_p[[c, y, x]]).collect();
+                    p.sort_by(|a, b| b.total_cmp(a));
+                    assert!(p[0] - p[1] <= 1e-4, "frame {t} ({y}, {x}): label {ours} vs {reference}");
+                    differing += 1;
+                }
+            }
+        }
+        assert!(differing == 0 || t > 0, "frame 0 is the ground truth");
+    }
+    assert_eq!(prop.memory_frames(), 1, "only frame 0 is memorised (1 % 5 != 0, the last frame never)");
+}
+
+#[test]
+fn small_state_dict_pth_reads_back_the_formula() {
+    use burn::store::{KeyRemapper, ModuleSnapshot, PytorchStore};
+    let d = Device::flex();
+    let mut net = Stcn::new(&d);
+    let mut store = PytorchStore::from_file(fixture().join("small_state_dict.pth"))
+        .map_indices_contiguous(false)
+        .allow_partial(true)
+        .remap(KeyRemapper::from_patterns(memvos_model::weights::stcn_key_renames()).unwrap());
+    let result = net.load_from(&mut store).unwrap();
+    assert_eq!(result.applied.len(), 4, "{result:?}");
+    let check = |name: &str, got: Vec<f32>, shape: &[usize]| {
+        let want = formula::fill(name, shape).unwrap();
+        assert_eq!(got, want, "{name}");
+    };
+    check("key_proj.key_proj.weight", net.key_proj.key_proj.weight.val().into_data().try_to_vec::<f32>().unwrap(), &[64, 1024, 3, 3]);
+    check("key_proj.key_proj.bias", net.key_proj.key_proj.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap(), &[64]);
+    check("decoder.pred.weight", net.decoder.pred.weight.val().into_data().try_to_vec::<f32>().unwrap(), &[1, 256, 3, 3]);
+    check("decoder.pred.bias", net.decoder.pred.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap(), &[1]);
+}
