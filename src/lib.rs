@@ -8,11 +8,19 @@
 //! |---|---|
 //! | [`data`] (`memvos-data`) | frames, masks, dataset layouts, writers, synthetic videos, augmentation |
 //! | [`eval`] (`memvos-eval`) | DAVIS J/F/J&F with toolkit parity, results CSVs, YouTube-VOS packaging, FPS |
+//! | [`backbone`] (`memvos-backbone`) | ResNet trunks |
+//! | [`memory`] (`memvos-memory`) | affinity kernels, memory bank |
+//! | [`model`] (`memvos-model`) | STCN, weight import, the streaming `Propagator` |
 //!
-//! [`device`] picks the burn device from a `--device` flag.
+//! [`device`] picks the burn device from a `--device` flag; [`runner`] holds the loops the
+//! example binaries run.
 
 pub mod device;
+pub mod runner;
 
 pub use burn;
 pub use memvos_data as data;
 pub use memvos_eval as eval;
+pub use memvos_backbone as backbone;
+pub use memvos_memory as memory;
+pub use memvos_model as model;

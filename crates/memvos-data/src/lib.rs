@@ -14,6 +14,7 @@ pub mod error;
 pub mod frame;
 pub mod io;
 pub mod layout;
+pub mod overlay;
 pub mod synth;
 pub mod writer;
 

@@ -122,6 +122,28 @@ fn ground_truth(video: &Video, i: usize, size: Option<(usize, usize)>, protocol:
     Ok(labels)
 }
 
+/// Reads the result `<dir>/<frame>.png` of a scored frame, checking that it exists and has the
+/// ground truth's size `(h, w)`.
+pub(crate) fn read_result(dir: &Path, sequence: &str, frame: &str, (h, w): (usize, usize)) -> Result<(std::path::PathBuf, Array2<u8>)> {
+    let path = dir.join(format!("{frame}.png"));
+    if !path.is_file() {
+        return Err(EvalError::MissingFrame { sequence: sequence.to_string(), frame: frame.to_string(), path });
+    }
+    let pred = read_mask(&path)?.labels.labels;
+    if pred.dim() != (h, w) {
+        return Err(EvalError::SizeMismatch {
+            sequence: sequence.to_string(),
+            frame: frame.to_string(),
+            path,
+            got_w: pred.dim().1,
+            got_h: pred.dim().0,
+            want_w: w,
+            want_h: h,
+        });
+    }
+    Ok((path, pred))
+}
+
 /// Scores one sequence against `<results>/<sequence>/<frame>.png`.
 pub fn evaluate_sequence(video: &Video, results: &Path, opts: &EvalOptions) -> Result<Vec<ObjectScores>> {
     let seq = &video.name;
@@ -143,22 +165,7 @@ pub fn evaluate_sequence(video: &Video, results: &Path, opts: &EvalOptions) -> R
         .map(|&i| {
             let name = &video.frames[i].name;
             let gt = ground_truth(video, i, Some((h, w)), opts.protocol)?;
-            let path = dir.join(format!("{name}.png"));
-            if !path.is_file() {
-                return Err(EvalError::MissingFrame { sequence: seq.clone(), frame: name.clone(), path });
-            }
-            let mut pred = read_mask(&path)?.labels.labels;
-            if pred.dim() != (h, w) {
-                return Err(EvalError::SizeMismatch {
-                    sequence: seq.clone(),
-                    frame: name.clone(),
-                    path,
-                    got_w: pred.dim().1,
-                    got_h: pred.dim().0,
-                    want_w: w,
-                    want_h: h,
-                });
-            }
+            let (path, mut pred) = read_result(&dir, seq, name, (h, w))?;
             if opts.protocol == Protocol::Davis2016 {
                 pred.mapv_inplace(|v| (v != 0) as u8);
             }

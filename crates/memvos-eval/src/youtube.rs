@@ -10,11 +10,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use memvos_data::io::read_mask;
 use memvos_data::layout::{Dataset, Video};
 use rayon::prelude::*;
 
-use crate::davis::{GlobalScores, ObjectScores};
+use crate::davis::{GlobalScores, ObjectScores, read_result};
 use crate::error::{EvalError, Result};
 use crate::metrics::{boundary_radius, frame_scores};
 use crate::stats::Statistics;
@@ -135,22 +134,11 @@ fn score_video(video: &Video, results: &Path, bound_th: f64) -> Result<Vec<Objec
         .skip(1)
         .map(|(pos, (i, g))| {
             let name = &video.frames[*i].name;
-            let path = dir.join(format!("{name}.png"));
-            if !path.is_file() {
-                return Err(EvalError::MissingFrame { sequence: video.name.clone(), frame: name.clone(), path });
+            if g.dim() != (h, w) {
+                let path = video.frames[*i].annotation.clone().unwrap_or_default();
+                return Err(EvalError::Data(memvos_data::DataError::SizeMismatch { path, got_w: g.dim().1, got_h: g.dim().0, want_w: w, want_h: h }));
             }
-            let pred = read_mask(&path)?.labels.labels;
-            if pred.dim() != (h, w) || g.dim() != (h, w) {
-                return Err(EvalError::SizeMismatch {
-                    sequence: video.name.clone(),
-                    frame: name.clone(),
-                    path,
-                    got_w: pred.dim().1,
-                    got_h: pred.dim().0,
-                    want_w: w,
-                    want_h: h,
-                });
-            }
+            let (path, pred) = read_result(&dir, &video.name, name, (h, w))?;
             if let Some(&label) = pred.iter().find(|&&v| v != 0 && table[v as usize] == 0) {
                 return Err(EvalError::UnknownLabel { sequence: video.name.clone(), frame: name.clone(), path, label, num_objects: ids.len() as u8 });
             }

@@ -33,3 +33,11 @@ pub fn save_stcn(net: &Stcn, path: &Path) -> Result<(), WeightError> {
         weights::Format::Pytorch => Err(WeightError::Write { path: path.to_path_buf(), reason: "writing .pth is not supported; use .safetensors".into() }),
     }
 }
+
+/// Writes an STCN checkpoint filled by the parity fixtures' formula (`WEIGHTS-FORMULA.md`) as a
+/// safetensors file with the `stcn.pth` names: deterministic weights for demos and tests,
+/// loadable with [`load_stcn`] exactly like a converted checkpoint.
+pub fn write_formula_stcn(path: &Path, device: &burn::tensor::Device) -> Result<(), WeightError> {
+    let entries = weights::formula::state_dict_entries(&Stcn::new(device), &weights::stcn_key_renames_inverse());
+    weights::formula::write_state_dict(&entries, path)
+}

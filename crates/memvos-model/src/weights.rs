@@ -156,7 +156,7 @@ pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: &'s
     }
     let result = match Format::of(path)? {
         Format::Pytorch => {
-            let mut store = PytorchStore::from_file(path).map_indices_contiguous(false).allow_partial(true).remap(remapper(renames));
+            let mut store = PytorchStore::from_file(path).map_indices_contiguous(false).allow_partial(true).validate(false).remap(remapper(renames));
             refuse_other_method(&mut store, path, method, renames)?;
             module.load_from(&mut store).map_err(|e| read_err(path, e))?
         }
@@ -165,12 +165,13 @@ pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: &'s
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .map_indices_contiguous(false)
                 .allow_partial(true)
+                .validate(false)
                 .remap(remapper(renames));
             refuse_other_method(&mut store, path, method, renames)?;
             module.load_from(&mut store).map_err(|e| read_err(path, e))?
         }
         Format::Burnpack => {
-            let mut store = BurnpackStore::from_file(path).allow_partial(true);
+            let mut store = BurnpackStore::from_file(path).allow_partial(true).validate(false);
             module.load_from(&mut store).map_err(|e| read_err(path, e))?
         }
     };
@@ -250,6 +251,19 @@ pub mod formula {
             Box::new(move |i| 0.02 * sym(i))
         };
         Some((0..n as u64).map(|i| f(i) as f32).collect())
+    }
+
+    /// The PyTorch `state_dict` names and shapes of a module (BatchNorm `gamma`/`beta` as
+    /// `weight`/`bias`, Linear weights transposed back to `[out, in]`, names renamed by
+    /// `inverse_renames`), without `num_batches_tracked`.
+    pub fn state_dict_entries<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &[(&str, &str)]) -> Vec<(String, Vec<usize>)> {
+        let mut v: Vec<(String, Vec<usize>)> = module
+            .collect(None, Some(Box::new(BurnToPyTorchAdapter)), false)
+            .into_iter()
+            .map(|t| (rename(&t.name, inverse_renames), t.shape.as_slice().to_vec()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Writes a formula-filled `state_dict` (names and PyTorch shapes given) as a safetensors

@@ -1,0 +1,74 @@
+//! The runners the examples use: bad inputs (a masks folder with no mask, a mask whose size
+//! differs from its frame) and a short end-to-end run with formula weights, resizing included.
+
+use memvos::data::layout::video_folder;
+use memvos::data::synth::{SynthConfig, generate_video};
+use memvos::data::{DataError, Palette, io, write_mask};
+use memvos::device::DeviceChoice;
+use memvos::eval::FpsMeter;
+use memvos::model::{PropagatorConfig, write_formula_stcn};
+use memvos::runner::{Annotations, Method, ModelArgs, RunError, load_video, run_video};
+
+fn write_video(dir: &std::path::Path, frames: usize) -> memvos::data::synth::SynthVideo {
+    let cfg = SynthConfig { videos: 1, frames, height: 48, width: 64, max_objects: 2, seed: 5, ..Default::default() };
+    let v = generate_video(&cfg, 0).unwrap();
+    for (t, f) in v.frames.iter().enumerate() {
+        io::write_frame(&dir.join(format!("frames/{t:05}.jpg")), f, 95).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    v
+}
+
+#[test]
+fn a_masks_folder_with_no_mask_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_video(dir.path(), 3);
+    let video = video_folder("v", &dir.path().join("frames"), Some(&dir.path().join("masks"))).unwrap();
+    let err = load_video(&video, Annotations::Every).err().unwrap();
+    assert!(matches!(err, RunError::NoMask { ref video, .. } if video == "v"), "{err}");
+}
+
+#[test]
+fn a_mask_of_another_size_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_video(dir.path(), 3);
+    let mut small = v.masks[0].clone();
+    small.labels = small.labels.slice(ndarray::s![..47, ..]).to_owned();
+    let path = dir.path().join("masks/00000.png");
+    write_mask(&path, &small, &Palette::davis()).unwrap();
+    let video = video_folder("v", &dir.path().join("frames"), Some(&dir.path().join("masks"))).unwrap();
+    let err = load_video(&video, Annotations::Every).err().unwrap();
+    assert!(matches!(err, RunError::Data(DataError::SizeMismatch { .. })), "{err}");
+    assert!(err.to_string().contains("00000.png"));
+}
+
+#[test]
+fn runs_a_video_with_a_late_object_and_resizing() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_video(dir.path(), 4);
+    // Object 1 from frame 0; the other object only from frame 2 (its mask there).
+    let mut first = v.masks[0].clone();
+    first.labels.mapv_inplace(|l| (l == 1) as u8);
+    write_mask(&dir.path().join("masks/00000.png"), &first, &Palette::davis()).unwrap();
+    write_mask(&dir.path().join("masks/00002.png"), &v.masks[2], &Palette::davis()).unwrap();
+    let weights = dir.path().join("w.safetensors");
+    write_formula_stcn(&weights, &burn::tensor::Device::flex()).unwrap();
+    let args = ModelArgs { method: Method::Stcn, weights, device: DeviceChoice::Cpu, top_k: None, mem_every: Some(2), include_last: true };
+    let loaded = args.load().unwrap();
+    let video = video_folder("v", &dir.path().join("frames"), Some(&dir.path().join("masks"))).unwrap();
+    let frames = load_video(&video, Annotations::Every).unwrap();
+    let mut fps = FpsMeter::new();
+    let cfg = args.schedule(PropagatorConfig::youtube());
+    assert_eq!((cfg.mem_every, cfg.top_k, cfg.include_last), (2, Some(20), true));
+    let out = run_video(&loaded, &cfg, &frames, Some(32), &mut fps).unwrap();
+    assert_eq!(out.len(), 4);
+    assert_eq!(fps.frames(), 4);
+    for (_, labels) in &out {
+        assert_eq!((labels.height(), labels.width()), (48, 64), "outputs come back at the frame size");
+    }
+    // Frame 2 brought in the objects of its mask that were not tracked yet.
+    let ids: Vec<u8> = out[3].1.object_ids();
+    assert!(ids.iter().all(|&i| v.masks[2].object_ids().contains(&i)));
+}
+
+use memvos::burn;
