@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         write_mask(&args.out.join(format!("{}.png", frames.frame_names[*i])), labels, &palette)?;
         gif.push(overlay(&frames.frames[*i], labels, &palette, 0.5)?);
     }
-    write_gif(&args.out.join("overlay.gif"), &gif, 100)?;
+    write_gif(&args.out.join("overlay.gif"), &gif, 100, 480)?;
     println!("wrote {} masks and overlay.gif to {} in {:.1?}", outputs.len(), args.out.display(), start.elapsed());
     println!("{}", fps.summary());
     Ok(())

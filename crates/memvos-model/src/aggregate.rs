@@ -25,8 +25,10 @@ mod tests {
         let d = Device::flex();
         let p = Tensor::<4>::from_data(TensorData::new(vec![0.9f32, 0.2], [1, 1, 1, 2]), &d);
         let out = aggregate(p).into_data().try_to_vec::<f32>().unwrap();
-        // K = 1: background is 1 - p, so the output is [1 - p, p].
-        assert!((out[0] - 0.1).abs() < 1e-6 && (out[2] - 0.9).abs() < 1e-6);
+        // K = 1, p = 0.9: background 0.1; odds 1/9 and 9, so the output is [1/82, 81/82].
+        assert!((out[0] - 1.0 / 82.0).abs() < 1e-6 && (out[2] - 81.0 / 82.0).abs() < 1e-6, "{out:?}");
+        // p = 0.2: odds 4 and 1/4 -> [16/17, 1/17].
+        assert!((out[1] - 16.0 / 17.0).abs() < 1e-6 && (out[3] - 1.0 / 17.0).abs() < 1e-6, "{out:?}");
         let p = Tensor::<4>::from_data(TensorData::new(vec![0.5f32, 0.5], [2, 1, 1, 1]), &d);
         let out = aggregate(p).into_data().try_to_vec::<f32>().unwrap();
         // odds: bg 0.25/0.75 = 1/3, objects 1 each -> [1/7, 3/7, 3/7]
