@@ -9,6 +9,7 @@ use memvos_data::frame::{Frame, LabelMap, resize_bicubic, resize_bilinear, resiz
 use memvos_data::layout::Video;
 use memvos_data::{DataError, Palette};
 use memvos_eval::FpsMeter;
+use memvos_memory::PolicyKind;
 use memvos_model::{Propagator, PropagatorConfig, PropagatorError, Stcn, WeightError, load_stcn};
 
 use crate::device::{DeviceChoice, DeviceError, select};
@@ -55,6 +56,18 @@ pub struct ModelArgs {
     /// Keep the previous frame as temporary memory.
     #[arg(long)]
     pub include_last: bool,
+    /// Memory policy: every-n, mivos, qdmn, imsfr, fifo or reservoir (default: the method's every-n).
+    #[arg(long)]
+    pub policy: Option<PolicyKind>,
+    /// Frames a bounded policy (qdmn, fifo, reservoir) keeps, the first frame included.
+    #[arg(long)]
+    pub capacity: Option<usize>,
+    /// Seed of the randomised policies (imsfr, reservoir).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Read memory in chunks of this many positions (bounded working memory; same result).
+    #[arg(long)]
+    pub chunk: Option<usize>,
 }
 
 /// A loaded network on its device.
@@ -77,12 +90,16 @@ impl ModelArgs {
 
     /// The method's schedule with this run's overrides.
     pub fn schedule(&self, base: PropagatorConfig) -> PropagatorConfig {
-        PropagatorConfig {
-            mem_every: self.mem_every.unwrap_or(base.mem_every),
-            top_k: self.top_k.or(base.top_k),
-            include_last: self.include_last || base.include_last,
-            ..base
-        }
+        let mut cfg = base;
+        cfg.top_k = self.top_k.or(cfg.top_k);
+        cfg.chunk = self.chunk.or(cfg.chunk);
+        let p = &mut cfg.policy;
+        p.kind = self.policy.unwrap_or(p.kind);
+        p.every = self.mem_every.unwrap_or(p.every);
+        p.include_last |= self.include_last;
+        p.capacity = self.capacity.or(p.capacity);
+        p.seed = self.seed;
+        cfg
     }
 }
 

@@ -53,13 +53,13 @@ fn runs_a_video_with_a_late_object_and_resizing() {
     write_mask(&dir.path().join("masks/00002.png"), &v.masks[2], &Palette::davis()).unwrap();
     let weights = dir.path().join("w.safetensors");
     write_formula_stcn(&weights, &burn::tensor::Device::flex()).unwrap();
-    let args = ModelArgs { method: Method::Stcn, weights, device: DeviceChoice::Cpu, top_k: None, mem_every: Some(2), include_last: true };
+    let args = ModelArgs { method: Method::Stcn, weights, device: DeviceChoice::Cpu, top_k: None, mem_every: Some(2), include_last: true, policy: None, capacity: None, seed: 0, chunk: None };
     let loaded = args.load().unwrap();
     let video = video_folder("v", &dir.path().join("frames"), Some(&dir.path().join("masks"))).unwrap();
     let frames = load_video(&video, Annotations::Every).unwrap();
     let mut fps = FpsMeter::new();
     let cfg = args.schedule(PropagatorConfig::youtube());
-    assert_eq!((cfg.mem_every, cfg.top_k, cfg.include_last), (2, Some(20), true));
+    assert_eq!((cfg.policy.every, cfg.top_k, cfg.policy.include_last), (2, Some(20), true));
     let out = run_video(&loaded, &cfg, &frames, Some(32), &mut fps).unwrap();
     assert_eq!(out.len(), 4);
     assert_eq!(fps.frames(), 4);
@@ -72,3 +72,41 @@ fn runs_a_video_with_a_late_object_and_resizing() {
 }
 
 use memvos::burn;
+
+#[test]
+fn every_policy_runs_and_bounded_ones_stay_bounded() {
+    use memvos::memory::PolicyKind;
+    use memvos::model::{Propagator, load_stcn};
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_video(dir.path(), 14);
+    let weights = dir.path().join("w.safetensors");
+    let d = burn::tensor::Device::flex();
+    write_formula_stcn(&weights, &d).unwrap();
+    let net = load_stcn(&weights, &d).unwrap();
+    for kind in PolicyKind::ALL {
+        let mut cfg = PropagatorConfig::youtube().with_policy(kind);
+        cfg.policy.every = 1;
+        cfg.policy.threshold = Some(0.0); // QDMN: accept every frame the rule allows
+        if kind.bounded() {
+            cfg.policy.capacity = Some(3);
+        }
+        cfg.chunk = Some(50);
+        let mut prop = Propagator::new(&net, cfg, &d).unwrap();
+        assert_eq!(prop.policy().name(), kind.name());
+        let mut most = 0;
+        for (t, f) in v.frames.iter().enumerate() {
+            let out = prop.step(f, (t == 0).then_some(&v.masks[0])).unwrap().unwrap();
+            assert_eq!(out.ids[1..], v.masks[0].object_ids()[..], "{kind}");
+            most = most.max(prop.memory_frames());
+        }
+        if kind.bounded() {
+            assert_eq!(most, 3, "{kind} keeps at most its capacity");
+        } else {
+            assert_eq!(most, 13, "{kind} stores every frame but the last");
+        }
+    }
+    // A bad capacity is a configuration error, not a panic.
+    let mut cfg = PropagatorConfig::davis().with_policy(PolicyKind::Fifo);
+    cfg.policy.capacity = Some(1);
+    assert!(Propagator::new(&net, cfg, &d).err().unwrap().to_string().contains("capacity"));
+}

@@ -1,10 +1,24 @@
-//! Affinity kernels between memory keys and query keys, and the readout they weight.
+//! Affinity kernels between memory keys and query keys, and the readouts they weight.
 //!
 //! Shapes: memory keys `[B, C_k, N]` (N = T·h·w memory positions), query keys `[B, C_k, M]`
-//! (M = h·w query positions), affinities `[B, N, M]` normalised over the memory axis (dim 1).
+//! (M = h·w query positions), affinities `[B, N, M]` normalised over the memory axis (dim 1),
+//! memory values `[K, C_v, N]`, readouts `[K, C_v, M]`.
+//!
+//! Every kernel comes in a direct form (one `N × M` matrix) and, through [`read_chunked`], a
+//! chunked form over memory whose working set is bounded by the chunk size: the full softmax
+//! becomes a running ("online") softmax and top-k a running top-k. Both give the direct result
+//! up to float rounding.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{IndexingUpdateOp, Tensor};
+use burn::tensor::{Int, IndexingUpdateOp, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// STM/MiVOS/QDMN's affinity (methods.md §2.1): the dot product scaled by `1/√C_k`,
+/// `A[b, i, j] = k_i·q_j / √C_k`. Keys are per object there: batch over objects (`B = K`).
+pub fn dot_affinity(memory_keys: Tensor<3>, query_keys: Tensor<3>) -> Tensor<3> {
+    let [_, ck, _] = memory_keys.dims();
+    memory_keys.swap_dims(1, 2).matmul(query_keys.div_scalar((ck as f64).sqrt()))
+}
 
 /// STCN's affinity (methods.md §2.2): negative squared L2 distance with the query-norm term
 /// dropped (it is constant along the softmax axis), scaled by `1/√C_k`:
@@ -16,33 +30,226 @@ pub fn l2_affinity(memory_keys: Tensor<3>, query_keys: Tensor<3>) -> Tensor<3> {
     (ab - a_sq).div_scalar((ck as f64).sqrt())
 }
 
-/// Softmax over the memory axis with all entries kept: `W[b, i, j] = exp(A_ij) / Σ_i exp(A_ij)`.
+/// Softmax over the memory axis with all entries kept: `W[b, i, j] = exp(A_ij) / Σ_i exp(A_ij)`
+/// (computed as `exp(A_ij − max_i A_ij) / Σ_i exp(A_ij − max_i A_ij)`).
 pub fn softmax_memory(affinity: Tensor<3>) -> Tensor<3> {
     softmax(affinity, 1)
 }
 
+/// Group size of [`topk`]'s prefilter.
+const TOPK_GROUP: usize = 8;
+
+/// The `k` largest scores of every query column and their memory indices, both `[B, k, M]`,
+/// in descending order. Exact: memory rows are cut into groups of 8, the `k` groups with the
+/// largest maxima are kept (every group holding one of the `k` largest scores is among them),
+/// and the top-k is taken over their `8k` members, so only `N/8 + 8k` entries per column are
+/// sorted instead of `N`. Among scores equal to the k-th largest, which ones are kept is
+/// unspecified (as in `torch.topk`). Panics unless `1 ≤ k ≤ N`.
+pub fn topk(scores: Tensor<3>, k: usize) -> (Tensor<3>, Tensor<3, Int>) {
+    let [b, n, m] = scores.dims();
+    assert!((1..=n).contains(&k), "top-k with k = {k} over {n} memory positions");
+    let groups = n.div_ceil(TOPK_GROUP);
+    if groups < 4 * k {
+        return scores.topk_with_indices(k, 1);
+    }
+    let device = scores.device();
+    let padded = match groups * TOPK_GROUP - n {
+        0 => scores,
+        pad => Tensor::cat(vec![scores, Tensor::full([b, pad, m], f32::NEG_INFINITY, &device)], 1),
+    };
+    let group_max = padded.clone().reshape([b, groups, TOPK_GROUP, m]).max_dim(2).reshape([b, groups, m]);
+    let (_, best_groups) = group_max.topk_with_indices(k, 1); // [B, k, M]
+    let members = Tensor::<1, Int>::arange(0..TOPK_GROUP as i64, &device).reshape([1, 1, TOPK_GROUP, 1]);
+    let candidates = (best_groups.reshape([b, k, 1, m]).mul_scalar(TOPK_GROUP as i64) + members)
+        .reshape([b, k * TOPK_GROUP, m]);
+    let (values, which) = padded.gather(1, candidates.clone()).topk_with_indices(k, 1);
+    (values, candidates.gather(1, which))
+}
+
 /// Top-k softmax over the memory axis: for each query column keep the `k` largest affinities,
 /// `w = exp(A − max) / Σ exp(A − max)` over those (the maximum is subtracted, so large
-/// affinities never overflow), zero elsewhere. `k ≥ N` is the full softmax.
+/// affinities never overflow), zero elsewhere. `k ≥ N` is the full softmax. Dense `[B, N, M]`;
+/// [`read`] reads through the same weights without building this matrix.
 pub fn topk_softmax(affinity: Tensor<3>, k: usize) -> Tensor<3> {
     let [_, n, _] = affinity.dims();
     if k >= n {
         return softmax_memory(affinity);
     }
-    let (values, indices) = affinity.clone().topk_with_indices(k, 1); // [B, k, M]
-    let max = values.clone().max_dim(1);
-    let e = (values - max).exp();
-    let w = e.clone() / e.sum_dim(1);
-    affinity.zeros_like().scatter(1, indices, w, IndexingUpdateOp::Add)
+    let (values, indices) = topk(affinity.clone(), k);
+    affinity.zeros_like().scatter(1, indices, softmax(values, 1), IndexingUpdateOp::Add)
 }
 
-/// Readout `R_k = V_k · W`: values `[K, C_v, N]` weighted by one affinity `[1, N, M]` shared by
-/// all objects, giving `[K, C_v, M]`.
+/// MiVOS's kernelised memory (methods.md §2.1), as scores for a top-k softmax. For memory
+/// position `i` let `ĵ(i) = argmax_j A_ij` be its best query position on the `h × w` grid and
+/// `g_ij = exp(−‖pos(j) − pos(ĵ(i))‖² / (2σ²))`; MiVOS weights `w_ij = exp(A_ij − max_i A_ij)·g_ij`,
+/// takes the top-k over `i` and normalises the kept ones. Since `exp` is monotone and the
+/// per-column maximum cancels in the normalisation, that equals the top-k softmax of
+/// `A_ij − ‖pos(j) − pos(ĵ(i))‖² / (2σ²)`, which this returns (`[B, N, M]`, `M = h·w`).
+/// Each row depends only on its own memory position, so chunks over memory can be kernelised
+/// independently.
+pub fn kernelized_scores(affinity: Tensor<3>, h: usize, w: usize, sigma: f64) -> Tensor<3> {
+    let [_, _, m] = affinity.dims();
+    assert_eq!(m, h * w, "kernelised memory: {m} query positions is not {h}x{w}");
+    let device = affinity.device();
+    let best = affinity.clone().argmax(2); // [B, N, 1]
+    let (by, bx) = (best.clone().div_scalar(w as i64).float(), best.remainder_scalar(w as i64).float());
+    let j = Tensor::<1, Int>::arange(0..m as i64, &device);
+    let (qy, qx) = (j.clone().div_scalar(w as i64).float().reshape([1, 1, m]), j.remainder_scalar(w as i64).float().reshape([1, 1, m]));
+    let d2 = (qy - by).powi_scalar(2) + (qx - bx).powi_scalar(2);
+    affinity - d2.div_scalar(2.0 * sigma * sigma)
+}
+
+/// Readout `R_k = V_k · W_k`: values `[K, C_v, N]` weighted by an affinity `[B, N, M]` that is
+/// shared by all objects (`B = 1`, STCN's image-only keys) or per object (`B = K`, STM/MiVOS),
+/// giving `[K, C_v, M]`.
 pub fn readout(affinity: Tensor<3>, values: Tensor<3>) -> Tensor<3> {
     let [k, cv, n] = values.dims();
-    let [_, _, m] = affinity.dims();
-    let w: Tensor<2> = affinity.reshape([n, m]);
-    values.reshape([k * cv, n]).matmul(w).reshape([k, cv, m])
+    let [b, _, m] = affinity.dims();
+    if b == 1 {
+        let w: Tensor<2> = affinity.reshape([n, m]);
+        values.reshape([k * cv, n]).matmul(w).reshape([k, cv, m])
+    } else {
+        values.matmul(affinity)
+    }
+}
+
+/// Readout through sparse weights: `R_k[:, j] = Σ_t weights[t, j] · V_k[:, indices[t, j]]`, with
+/// weights and indices `[B, k, M]` (`B` = 1 shared, or `K` per object) and values `[K, C_v, N]`
+/// → `[K, C_v, M]`. Works on `K·C_v·k·M` numbers, whatever the memory size.
+pub fn readout_sparse(weights: Tensor<3>, indices: Tensor<3, Int>, values: Tensor<3>) -> Tensor<3> {
+    let [k, cv, _] = values.dims();
+    let [b, top, m] = weights.dims();
+    let picked = if b == 1 {
+        values.select(2, indices.reshape([top * m]))
+    } else {
+        values.gather(2, indices.reshape([b, 1, top * m]).expand([b, cv, top * m]))
+    };
+    (picked.reshape([k, cv, top, m]) * weights.reshape([b, 1, top, m])).sum_dim(2).reshape([k, cv, m])
+}
+
+/// How memory and query keys are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Similarity {
+    /// [`dot_affinity`] (STM, MiVOS, QDMN).
+    Dot,
+    /// [`l2_affinity`] (STCN, GSFM, IMSFR).
+    L2,
+}
+
+impl Similarity {
+    pub fn affinity(self, memory_keys: Tensor<3>, query_keys: Tensor<3>) -> Tensor<3> {
+        match self {
+            Similarity::Dot => dot_affinity(memory_keys, query_keys),
+            Similarity::L2 => l2_affinity(memory_keys, query_keys),
+        }
+    }
+}
+
+/// Which memory entries a query column reads, and with what weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// Softmax over every memory position.
+    Full,
+    /// Softmax over the `k` largest affinities.
+    TopK(usize),
+    /// Kernelised memory ([`kernelized_scores`]) on the `h × w` query grid, then top-k.
+    Kernelized { k: usize, sigma: f64, h: usize, w: usize },
+}
+
+impl Selection {
+    fn scores(self, affinity: Tensor<3>) -> Tensor<3> {
+        match self {
+            Selection::Kernelized { sigma, h, w, .. } => kernelized_scores(affinity, h, w, sigma),
+            _ => affinity,
+        }
+    }
+
+    fn k(self) -> Option<usize> {
+        match self {
+            Selection::Full => None,
+            Selection::TopK(k) | Selection::Kernelized { k, .. } => Some(k),
+        }
+    }
+}
+
+/// Reads memory in one piece: keys `[B, C_k, N]`, values `[K, C_v, N]`, query keys
+/// `[B, C_k, M]` → `[K, C_v, M]` (`B = 1`: keys shared by the objects; `B = K`: per object). Top-k reads gather the kept values ([`readout_sparse`]);
+/// the full softmax multiplies the dense weights.
+pub fn read(memory_keys: Tensor<3>, memory_values: Tensor<3>, query_keys: Tensor<3>, similarity: Similarity, selection: Selection) -> Tensor<3> {
+    let [_, _, n] = memory_keys.dims();
+    let scores = selection.scores(similarity.affinity(memory_keys, query_keys));
+    match selection.k().filter(|&k| k < n) {
+        None => readout(softmax_memory(scores), memory_values),
+        Some(k) => {
+            let (values, indices) = topk(scores, k);
+            readout_sparse(softmax(values, 1), indices, memory_values)
+        }
+    }
+}
+
+/// [`read`] in chunks of `chunk` memory positions, holding at most one `chunk × M` affinity.
+/// Full softmax: a running maximum `m`, normaliser `s` and weighted sum `R` are rescaled by
+/// `exp(m_old − m_new)` at each chunk and `R / s` is returned. Top-k: the running `k` best
+/// scores and their global indices are merged with each chunk's own top-k; the kept values
+/// are gathered at the end.
+pub fn read_chunked(
+    memory_keys: Tensor<3>,
+    memory_values: Tensor<3>,
+    query_keys: Tensor<3>,
+    similarity: Similarity,
+    selection: Selection,
+    chunk: usize,
+) -> Tensor<3> {
+    let [_, _, n] = memory_keys.dims();
+    let chunk = chunk.max(1);
+    if n <= chunk {
+        return read(memory_keys, memory_values, query_keys, similarity, selection);
+    }
+    let slices = (0..n).step_by(chunk).map(|a| (a, chunk.min(n - a)));
+    let scores_of = |a: usize, len: usize| selection.scores(similarity.affinity(memory_keys.clone().narrow(2, a, len), query_keys.clone()));
+    match selection.k().filter(|&k| k < n) {
+        None => {
+            let mut state: Option<(Tensor<3>, Tensor<3>, Tensor<3>)> = None; // max, sum [B, 1, M]; acc [K, C_v, M]
+            for (a, len) in slices {
+                let s = scores_of(a, len);
+                let chunk_max = s.clone().max_dim(1);
+                let v = memory_values.clone().narrow(2, a, len);
+                state = Some(match state {
+                    None => {
+                        let e = (s - chunk_max.clone()).exp();
+                        (chunk_max, e.clone().sum_dim(1), readout(e, v))
+                    }
+                    Some((m, sum, acc)) => {
+                        let m_new = m.clone().max_pair(chunk_max);
+                        let scale = (m - m_new.clone()).exp();
+                        let e = (s - m_new.clone()).exp();
+                        (m_new, sum * scale.clone() + e.clone().sum_dim(1), acc * scale + readout(e, v))
+                    }
+                });
+            }
+            let (_, sum, acc) = state.expect("at least one chunk");
+            acc / sum
+        }
+        Some(k) => {
+            let mut best: Option<(Tensor<3>, Tensor<3, Int>)> = None;
+            for (a, len) in slices {
+                let (v, i) = topk(scores_of(a, len), k.min(len));
+                let i = i.add_scalar(a as i64);
+                best = Some(match best {
+                    None => (v, i),
+                    Some((bv, bi)) => {
+                        let held = bv.dims()[1] + v.dims()[1];
+                        let (v, which) = Tensor::cat(vec![bv, v], 1).topk_with_indices(k.min(held), 1);
+                        (v, Tensor::cat(vec![bi, i], 1).gather(1, which))
+                    }
+                });
+            }
+            let (v, i) = best.expect("at least one chunk");
+            readout_sparse(softmax(v, 1), i, memory_values)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,18 @@
 //! # memvos-memory
 //!
 //! What a memory network remembers and how it reads it: affinity kernels as plain functions
-//! over tensors ([`affinity`]), and the [`MemoryBank`] of keys and per-object values that a
-//! propagator writes memory frames into and reads query frames against.
+//! over tensors, in a direct and a bounded-memory chunked form ([`affinity`]); the
+//! [`MemoryBank`] of keys and per-object values that a propagator writes memory frames into and
+//! reads query frames against; and the [`MemoryPolicy`]s that decide which frames are written,
+//! evicted and read ([`policy`]: every-N/STCN, MiVOS, QDMN, IMSFR, FIFO, reservoir).
 
 pub mod affinity;
 pub mod bank;
+pub mod policy;
 
-pub use affinity::{l2_affinity, readout, softmax_memory, topk_softmax};
-pub use bank::{MemoryBank, MemoryError};
+pub use affinity::{
+    Selection, Similarity, dot_affinity, kernelized_scores, l2_affinity, read, read_chunked, readout, readout_sparse, softmax_memory, topk,
+    topk_softmax,
+};
+pub use bank::{MemoryBank, MemoryError, ReadConfig};
+pub use policy::{Candidate, EveryN, Fifo, FrameRule, Imsfr, MemoryPolicy, PolicyConfig, PolicyKind, Qdmn, Reservoir, StoredFrame, Write};

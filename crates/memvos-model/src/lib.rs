@@ -10,7 +10,7 @@ pub mod propagator;
 pub mod stcn;
 pub mod weights;
 
-pub use propagator::{MemoryRule, Propagator, PropagatorConfig, PropagatorError, StepOutput};
+pub use propagator::{Propagator, PropagatorConfig, PropagatorError, StepOutput};
 pub use stcn::Stcn;
 pub use weights::WeightError;
 

@@ -9,34 +9,24 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
-use memvos_memory::{MemoryBank, MemoryError};
+use memvos_memory::{Candidate, FrameRule, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Write};
 use ndarray::{Array3, s};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::aggregate;
 use crate::stcn::Stcn;
 
-/// When a segmented frame becomes a memory frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemoryRule {
-    /// `t mod mem_every == 0` on the absolute frame index (STCN on DAVIS).
-    #[default]
-    Absolute,
-    /// `t − last memory frame ≥ mem_every` (STCN on YouTube-VOS, MiVOS, QDMN).
-    Relative,
-}
-
-/// The memory schedule.
+/// The memory schedule and read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PropagatorConfig {
-    pub mem_every: usize,
     /// Top-k of the affinity softmax; `None` for the full softmax.
     pub top_k: Option<usize>,
-    /// Keep the previous frame as a temporary memory entry when it is not a memory frame.
-    pub include_last: bool,
-    pub rule: MemoryRule,
+    /// Which frames are written, evicted and read (every-N by default).
+    pub policy: PolicyConfig,
+    /// Read memory in chunks of this many positions (bounded working memory for very long
+    /// memories, same result); `None` reads in one piece.
+    pub chunk: Option<usize>,
 }
 
 impl Default for PropagatorConfig {
@@ -48,12 +38,20 @@ impl Default for PropagatorConfig {
 impl PropagatorConfig {
     /// STCN's DAVIS schedule: every 5th frame (absolute index), top-20, no temporary frame.
     pub fn davis() -> Self {
-        PropagatorConfig { mem_every: 5, top_k: Some(20), include_last: false, rule: MemoryRule::Absolute }
+        PropagatorConfig { top_k: Some(20), policy: PolicyConfig { every: 5, rule: FrameRule::Absolute, ..PolicyConfig::default() }, chunk: None }
     }
 
     /// STCN's YouTube-VOS schedule: 5 frames after the last memory frame, top-20.
     pub fn youtube() -> Self {
-        PropagatorConfig { rule: MemoryRule::Relative, ..Self::davis() }
+        let mut c = Self::davis();
+        c.policy.rule = FrameRule::Relative;
+        c
+    }
+
+    /// This configuration with another policy kind (its other settings kept).
+    pub fn with_policy(mut self, kind: PolicyKind) -> Self {
+        self.policy.kind = kind;
+        self
     }
 }
 
@@ -91,6 +89,7 @@ pub struct StepOutput {
 
 struct Group {
     bank: MemoryBank,
+    policy: Box<dyn MemoryPolicy>,
     /// Channel indices (0-based over objects) of this group's objects.
     objects: Vec<usize>,
 }
@@ -107,16 +106,22 @@ struct Pending {
 }
 
 /// Streams a video through an STCN network.
+///
+/// Each group of objects that enter together has its own bank and its own copy of the memory
+/// policy ([`MemoryPolicy::fresh`]). Policies that use quality ([`MemoryPolicy::uses_quality`])
+/// get, for a network without a quality head, a proxy per frame: the mean over the group's
+/// non-empty objects of the soft IoU between the probability map `p` and its binarisation
+/// `b = [p > 0.5]`, `Σ p·b / (Σ b + Σ p·(1 − b))` (1 for a confident mask, lower for a hesitant one).
 pub struct Propagator<'n> {
     net: &'n Stcn,
     cfg: PropagatorConfig,
+    policy: Box<dyn MemoryPolicy>,
     device: Device,
     next_index: usize,
     size: Option<(usize, usize)>,
     pad: Pad,
     ids: Vec<u8>,
     groups: Vec<Group>,
-    last_memory: usize,
     pending: Option<Pending>,
 }
 
@@ -125,23 +130,30 @@ fn data_err(e: impl std::fmt::Debug) -> PropagatorError {
 }
 
 impl<'n> Propagator<'n> {
+    /// A propagator whose policy is built from `cfg.policy`.
     pub fn new(net: &'n Stcn, cfg: PropagatorConfig, device: &Device) -> Result<Self, PropagatorError> {
-        if cfg.mem_every == 0 {
-            return Err(PropagatorError::Config("mem_every must be at least 1".into()));
-        }
+        let policy = cfg.policy.build().map_err(PropagatorError::Config)?;
+        Self::with_policy(net, cfg, policy, device)
+    }
+
+    /// A propagator with any policy, including one of the user's own (`cfg.policy` is ignored).
+    pub fn with_policy(net: &'n Stcn, cfg: PropagatorConfig, policy: Box<dyn MemoryPolicy>, device: &Device) -> Result<Self, PropagatorError> {
         if cfg.top_k == Some(0) {
             return Err(PropagatorError::Config("top_k must be at least 1".into()));
+        }
+        if cfg.chunk == Some(0) {
+            return Err(PropagatorError::Config("chunk must be at least 1 memory position".into()));
         }
         Ok(Propagator {
             net,
             cfg,
+            policy,
             device: device.clone(),
             next_index: 0,
             size: None,
             pad: Pad::default(),
             ids: Vec::new(),
             groups: Vec::new(),
-            last_memory: 0,
             pending: None,
         })
     }
@@ -201,8 +213,9 @@ impl<'n> Propagator<'n> {
         let mut full: Option<Tensor<4>> = None;
         if !self.ids.is_empty() {
             let mut readouts = Vec::with_capacity(self.groups.len());
-            for g in &self.groups {
-                readouts.push(g.bank.read(key.k16.clone())?);
+            for g in &mut self.groups {
+                let positions = g.policy.read(index, &g.bank.stored());
+                readouts.push(g.bank.read(key.k16.clone(), Some(&positions))?);
             }
             let logits = self.net.decode(Tensor::cat(readouts, 0), &key);
             full = Some(aggregate(burn::tensor::activation::sigmoid(logits)));
@@ -227,7 +240,8 @@ impl<'n> Propagator<'n> {
             };
             let first = self.ids.len();
             self.ids.extend(&new_ids);
-            self.groups.push(Group { bank: MemoryBank::new(self.cfg.top_k), objects: (first..self.ids.len()).collect() });
+            let read = ReadConfig { chunk: self.cfg.chunk, ..ReadConfig::stcn(self.cfg.top_k) };
+            self.groups.push(Group { bank: MemoryBank::new(read), policy: self.policy.fresh(), objects: (first..self.ids.len()).collect() });
             full = Some(aggregate(combined));
         }
         let full = full.ok_or_else(|| PropagatorError::Data("no objects".into()))?;
@@ -244,29 +258,56 @@ impl<'n> Propagator<'n> {
         self.output(index, full).map(Some)
     }
 
-    /// Writes the previous frame into memory if the schedule says so.
+    /// The policy in use (its name, say).
+    pub fn policy(&self) -> &dyn MemoryPolicy {
+        self.policy.as_ref()
+    }
+
+    /// Offers the previous frame to each group's policy and writes it where they say so.
     fn flush_pending(&mut self) -> Result<(), PropagatorError> {
         let Some(p) = self.pending.take() else { return Ok(()) };
-        let is_memory = p.interaction
-            || match self.cfg.rule {
-                MemoryRule::Absolute => p.index % self.cfg.mem_every == 0,
-                MemoryRule::Relative => p.index - self.last_memory >= self.cfg.mem_every,
-            };
-        if !is_memory && !self.cfg.include_last {
-            return Ok(());
+        let quality = if self.groups.iter().any(|g| g.policy.uses_quality()) { Some(self.quality(&p.objects)?) } else { None };
+        let mut decisions = Vec::with_capacity(self.groups.len());
+        for g in &mut self.groups {
+            let q = quality.as_ref().map(|qs| {
+                let nonzero: Vec<f32> = g.objects.iter().map(|&o| qs[o]).filter(|&q| q > 0.0).collect();
+                if nonzero.is_empty() { 0.0 } else { nonzero.iter().sum::<f32>() / nonzero.len() as f32 }
+            });
+            let decision = g.policy.write(&Candidate { frame: p.index, quality: q, annotated: p.interaction }, &g.bank.stored());
+            decisions.push((decision, q));
         }
-        if is_memory {
-            self.last_memory = p.index;
+        if decisions.iter().all(|(d, _)| *d == Write::Skip) {
+            self.groups.iter_mut().for_each(|g| g.bank.clear_temporary());
+            return Ok(());
         }
         let values = self.net.encode_value(p.image, p.f16, p.objects);
         let [_, cv, h, w] = values.dims();
-        for g in &mut self.groups {
+        for (g, (decision, q)) in self.groups.iter_mut().zip(decisions) {
             let idx: Vec<i64> = g.objects.iter().map(|&o| o as i64).collect();
             let sel = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &self.device);
             let v = values.clone().select(0, sel).reshape([idx.len(), cv, h, w]);
-            g.bank.add(p.key.clone(), v, !is_memory)?;
+            match decision {
+                Write::Skip => g.bank.clear_temporary(),
+                Write::Temporary => g.bank.set_temporary(p.index, p.key.clone(), v)?,
+                Write::Permanent { evict } => {
+                    g.bank.evict(&evict)?;
+                    g.bank.push(p.index, q, p.key.clone(), v)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Per-object quality proxy (see [`Propagator`]) of probabilities `[K, 1, H, W]`.
+    fn quality(&self, objects: &Tensor<4>) -> Result<Vec<f32>, PropagatorError> {
+        let [k, _, h, w] = objects.dims();
+        let p: Tensor<2> = objects.clone().reshape([k, h * w]);
+        let b = p.clone().greater_elem(0.5).float();
+        let inter = (p.clone() * b.clone()).sum_dim(1);
+        let union = b.clone().sum_dim(1) + (p * b.neg().add_scalar(1.0)).sum_dim(1);
+        let inter = inter.into_data().try_to_vec::<f32>().map_err(data_err)?;
+        let union = union.into_data().try_to_vec::<f32>().map_err(data_err)?;
+        Ok(inter.iter().zip(&union).map(|(&i, &u)| if u > 0.0 { i / u } else { 0.0 }).collect())
     }
 
     fn tensor(&self, a: Array3<f32>) -> Result<Tensor<4>, PropagatorError> {

@@ -107,7 +107,7 @@ impl Stcn {
 
     /// Reads `bank` for the query key and decodes: per-object probabilities `[K, 1, H, W]`.
     pub fn segment(&self, bank: &MemoryBank, key: &EncodedKey) -> Result<Tensor<4>, memvos_memory::MemoryError> {
-        let readout = bank.read(key.k16.clone())?;
+        let readout = bank.read(key.k16.clone(), None)?;
         Ok(sigmoid(self.decode(readout, key)))
     }
 }

@@ -126,7 +126,7 @@ fn stream_errors_and_save_load_round_trips() {
     assert!(matches!(p.step(&bigger, None).unwrap_err(), PropagatorError::FrameSizeChanged { frame: 2, .. }));
     let bad_mask = LabelMap::zeros(31, 48);
     assert!(matches!(p.step(&frames[2], Some(&bad_mask)).unwrap_err(), PropagatorError::MaskSize { .. }));
-    assert!(Propagator::new(&net, PropagatorConfig { mem_every: 0, ..PropagatorConfig::davis() }, &d).is_err());
+    assert!(Propagator::new(&net, { let mut c = PropagatorConfig::davis(); c.policy.every = 0; c }, &d).is_err());
 }
 
 #[test]

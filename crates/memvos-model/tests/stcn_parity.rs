@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_data::{Frame, LabelMap};
-use memvos_memory::MemoryBank;
+use memvos_memory::{MemoryBank, ReadConfig};
 use memvos_model::aggregate::aggregate;
 use memvos_model::weights::formula;
 use memvos_model::{Propagator, PropagatorConfig, Stcn, load_stcn};
@@ -148,8 +148,8 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     assert_feature("f0.value", v0.clone(), &golden);
 
     // Frames 1 and 2 read memory {frame 0}.
-    let mut bank = MemoryBank::new(Some(20));
-    bank.add(k0.k16.clone(), v0, false).unwrap();
+    let mut bank = MemoryBank::new(ReadConfig::stcn(Some(20)));
+    bank.push(0, None, k0.k16.clone(), v0).unwrap();
     for t in [1, 2] {
         let key = net.encode_key(input(t));
         if t == 1 {
@@ -165,9 +165,9 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
             let e = max_abs(&got, &want);
             eprintln!("{:<24} max abs {e:.2e}", "f1.affinity");
             assert!(e <= 1e-4, "f1.affinity max abs {e}");
-            assert_feature("f1.readout", bank.read(key.k16.clone()).unwrap(), &golden);
+            assert_feature("f1.readout", bank.read(key.k16.clone(), None).unwrap(), &golden);
         }
-        let logits = net.decode(bank.read(key.k16.clone()).unwrap(), &key);
+        let logits = net.decode(bank.read(key.k16.clone(), None).unwrap(), &key);
         assert_feature(&format!("f{t}.logits"), logits, &golden);
     }
 
