@@ -16,7 +16,9 @@
 //! example binaries run.
 
 pub mod device;
+pub mod long_video;
 pub mod runner;
+pub mod timing;
 
 pub use burn;
 pub use memvos_data as data;

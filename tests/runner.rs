@@ -110,3 +110,27 @@ fn every_policy_runs_and_bounded_ones_stay_bounded() {
     cfg.policy.capacity = Some(1);
     assert!(Propagator::new(&net, cfg, &d).err().unwrap().to_string().contains("capacity"));
 }
+
+#[test]
+fn long_video_checkpoints_show_bounded_and_growing_memory() {
+    use memvos::long_video::{run_long_video, synthetic_clip};
+    use memvos::memory::PolicyKind;
+    use memvos::model::Stcn;
+    let d = burn::tensor::Device::flex();
+    let net = Stcn::new(&d);
+    let clip = synthetic_clip(32, 48, 10, 1).unwrap();
+    let run = |kind: PolicyKind| {
+        let mut cfg = PropagatorConfig::youtube().with_policy(kind);
+        cfg.policy.every = 2;
+        cfg.policy.capacity = kind.bounded().then_some(4);
+        let mut seen = 0;
+        let r = run_long_video(&net, cfg, &d, &clip, 40, &[20, 40], 5, |t| seen = t).unwrap();
+        assert_eq!(seen, 40);
+        r
+    };
+    let fifo = run(PolicyKind::Fifo);
+    assert_eq!(fifo.iter().map(|c| (c.frame, c.memory_frames)).collect::<Vec<_>>(), vec![(20, 4), (40, 4)]);
+    assert!(fifo.iter().all(|c| c.ms_per_frame > 0.0 && c.rss_mb.is_none_or(|m| m > 0.0)));
+    let every = run(PolicyKind::EveryN);
+    assert_eq!(every.iter().map(|c| c.memory_frames).collect::<Vec<_>>(), vec![10, 20]);
+}

@@ -8,6 +8,7 @@
 
 pub mod affinity;
 pub mod bank;
+pub mod bench;
 pub mod policy;
 
 pub use affinity::{
