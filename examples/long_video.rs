@@ -4,8 +4,8 @@
 //! `policy=NAME frames=3000 rss_mb_500=… rss_mb_3000=… ms_per_frame_500=… ms_per_frame_3000=…`.
 //!
 //! `cargo run --release --example long_video -- --frames 3000 --policy fifo --capacity 16`
-//! (weights: `--weights FILE`, or burn's random initialisation when omitted: timing and memory
-//! do not depend on the weights, QDMN's quality gating does).
+//! (weights: `--weights FILE`, or the deterministic formula weights of the parity fixtures when
+//! omitted: timing and memory do not depend on the weights, QDMN's quality gating does).
 
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use memvos::device::DeviceChoice;
 use memvos::long_video::{run_long_video, synthetic_clip};
 use memvos::memory::PolicyKind;
-use memvos::model::{PropagatorConfig, Stcn, load_stcn};
+use memvos::model::{PropagatorConfig, load_stcn, write_formula_stcn};
 
 #[derive(Parser)]
 #[command(about = "Peak memory and time per frame of a memory policy on a long video")]
@@ -54,10 +54,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let selected = memvos::device::select(a.device)?;
     println!("{}", selected.description);
     let device = selected.device;
-    let net = match &a.weights {
-        Some(w) => load_stcn(w, &device)?,
-        None => Stcn::new(&device),
+    let weights = match &a.weights {
+        Some(w) => w.clone(),
+        None => {
+            let w = std::env::temp_dir().join("memvos-long-video-formula.safetensors");
+            write_formula_stcn(&w, &device)?;
+            w
+        }
     };
+    let net = load_stcn(&weights, &device)?;
     let mut cfg = PropagatorConfig::youtube().with_policy(a.policy);
     cfg.policy.every = a.mem_every;
     cfg.policy.capacity = a.capacity;

@@ -117,14 +117,16 @@ pub fn readout(affinity: Tensor<3>, values: Tensor<3>) -> Tensor<3> {
 /// weights and indices `[B, k, M]` (`B` = 1 shared, or `K` per object) and values `[K, C_v, N]`
 /// → `[K, C_v, M]`. Works on `K·C_v·k·M` numbers, whatever the memory size.
 pub fn readout_sparse(weights: Tensor<3>, indices: Tensor<3, Int>, values: Tensor<3>) -> Tensor<3> {
-    let [k, cv, _] = values.dims();
+    let [k, cv, n] = values.dims();
     let [b, top, m] = weights.dims();
-    let picked = if b == 1 {
-        values.select(2, indices.reshape([top * m]))
-    } else {
-        values.gather(2, indices.reshape([b, 1, top * m]).expand([b, cv, top * m]))
-    };
-    (picked.reshape([k, cv, top, m]) * weights.reshape([b, 1, top, m])).sum_dim(2).reshape([k, cv, m])
+    // Gather whole rows of the position-major values `[K·N, C_v]` (contiguous copies): object
+    // `o`'s position `i` is row `o·N + i`.
+    let rows: Tensor<2> = values.swap_dims(1, 2).reshape([k * n, cv]);
+    let offsets = Tensor::<1, Int>::arange_step(0..(k * n) as i64, n, &weights.device()).reshape([k, 1, 1]);
+    let idx = (indices.expand([k, top, m]) + offsets).reshape([k * top * m]);
+    let picked: Tensor<4> = rows.select(0, idx).reshape([k, top, m, cv]);
+    let summed: Tensor<3> = (picked * weights.reshape([b, top, m, 1])).sum_dim(1).reshape([k, m, cv]);
+    summed.swap_dims(1, 2)
 }
 
 /// How memory and query keys are compared.

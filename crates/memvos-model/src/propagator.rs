@@ -6,6 +6,9 @@
 //! (exactly STCN's per-object banks, whose keys are shared and whose entries differ only by
 //! start frame). A frame's memory entry is encoded when the *next* frame arrives, so the last
 //! frame of a video is never memorised and the caller need not say which frame is last.
+//! Which frames are written, evicted and read is the [`MemoryPolicy`]'s decision
+//! ([`memvos_memory::policy`]); the configuration names one, or [`Propagator::with_policy`]
+//! takes any.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
