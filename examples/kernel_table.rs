@@ -26,9 +26,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let selected = memvos::device::select(args.device)?;
-    println!("{}", selected.description);
-    let device = selected.device;
+    let device = memvos::device::select_and_announce(args.device)?;
     let s = 2048;
     let a = Tensor::<2>::random([s, s], Distribution::Normal(0.0, 1.0), &device);
     let b = Tensor::<2>::random([s, s], Distribution::Normal(0.0, 1.0), &device);

@@ -51,9 +51,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
-    let selected = memvos::device::select(a.device)?;
-    println!("{}", selected.description);
-    let device = selected.device;
+    let device = memvos::device::select_and_announce(a.device)?;
     let weights = match &a.weights {
         Some(w) => w.clone(),
         None => {

@@ -28,9 +28,7 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let selected = memvos::device::select(args.device)?;
-    println!("{}", selected.description);
-    let device = selected.device;
+    let device = memvos::device::select_and_announce(args.device)?;
     let net = Stcn::new(&device);
     let (h, w, k) = (480, 864, args.objects);
     let normal = Distribution::Normal(0.0, 1.0);

@@ -124,6 +124,13 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
     }
 }
 
+/// [`select`], printing the one-line description to stdout (for the example binaries).
+pub fn select_and_announce(choice: DeviceChoice) -> Result<Device, DeviceError> {
+    let selected = select(choice)?;
+    println!("{}", selected.description);
+    Ok(selected.device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
