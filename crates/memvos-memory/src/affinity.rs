@@ -209,47 +209,39 @@ pub fn read_chunked(
     if n <= chunk {
         return read(memory_keys, memory_values, query_keys, similarity, selection);
     }
-    let slices = (0..n).step_by(chunk).map(|a| (a, chunk.min(n - a)));
+    // n > chunk: the first chunk starts the running state, the others update it.
+    let mut slices = (0..n).step_by(chunk).map(|a| (a, chunk.min(n - a)));
+    let (first, first_len) = slices.next().unwrap_or((0, n));
     let scores_of = |a: usize, len: usize| selection.scores(similarity.affinity(memory_keys.clone().narrow(2, a, len), query_keys.clone()));
     match selection.k().filter(|&k| k < n) {
         None => {
-            let mut state: Option<(Tensor<3>, Tensor<3>, Tensor<3>)> = None; // max, sum [B, 1, M]; acc [K, C_v, M]
+            // Running max and normaliser [B, 1, M], weighted sum [K, C_v, M].
+            let s = scores_of(first, first_len);
+            let mut max = s.clone().max_dim(1);
+            let e = (s - max.clone()).exp();
+            let mut sum = e.clone().sum_dim(1);
+            let mut acc = readout(e, memory_values.clone().narrow(2, first, first_len));
             for (a, len) in slices {
                 let s = scores_of(a, len);
-                let chunk_max = s.clone().max_dim(1);
-                let v = memory_values.clone().narrow(2, a, len);
-                state = Some(match state {
-                    None => {
-                        let e = (s - chunk_max.clone()).exp();
-                        (chunk_max, e.clone().sum_dim(1), readout(e, v))
-                    }
-                    Some((m, sum, acc)) => {
-                        let m_new = m.clone().max_pair(chunk_max);
-                        let scale = (m - m_new.clone()).exp();
-                        let e = (s - m_new.clone()).exp();
-                        (m_new, sum * scale.clone() + e.clone().sum_dim(1), acc * scale + readout(e, v))
-                    }
-                });
+                let m_new = max.clone().max_pair(s.clone().max_dim(1));
+                let scale = (max - m_new.clone()).exp();
+                let e = (s - m_new.clone()).exp();
+                sum = sum * scale.clone() + e.clone().sum_dim(1);
+                acc = acc * scale + readout(e, memory_values.clone().narrow(2, a, len));
+                max = m_new;
             }
-            let (_, sum, acc) = state.expect("at least one chunk");
             acc / sum
         }
         Some(k) => {
-            let mut best: Option<(Tensor<3>, Tensor<3, Int>)> = None;
+            let (mut values, mut indices) = topk(scores_of(first, first_len), k.min(first_len));
             for (a, len) in slices {
                 let (v, i) = topk(scores_of(a, len), k.min(len));
-                let i = i.add_scalar(a as i64);
-                best = Some(match best {
-                    None => (v, i),
-                    Some((bv, bi)) => {
-                        let held = bv.dims()[1] + v.dims()[1];
-                        let (v, which) = Tensor::cat(vec![bv, v], 1).topk_with_indices(k.min(held), 1);
-                        (v, Tensor::cat(vec![bi, i], 1).gather(1, which))
-                    }
-                });
+                let held = values.dims()[1] + len.min(k);
+                let (v, which) = Tensor::cat(vec![values, v], 1).topk_with_indices(k.min(held), 1);
+                indices = Tensor::cat(vec![indices, i.add_scalar(a as i64)], 1).gather(1, which);
+                values = v;
             }
-            let (v, i) = best.expect("at least one chunk");
-            readout_sparse(softmax(v, 1), i, memory_values)
+            readout_sparse(softmax(values, 1), indices, memory_values)
         }
     }
 }
