@@ -42,9 +42,9 @@ impl Depth {
         !matches!(self, Depth::R18)
     }
 
-    /// Output channels of layer1, layer2, layer3 (f4, f8, f16).
+    /// Output channels of layer1, layer2, layer3 (f4, f8, f16) at torchvision's width (64).
     pub fn channels(self) -> [usize; 3] {
-        if self.bottleneck() { [256, 512, 1024] } else { [64, 128, 256] }
+        ResNetConfig::new(self, 3, false).channels()
     }
 }
 
@@ -56,6 +56,14 @@ pub struct ResNetConfig {
     pub in_channels: usize,
     /// Biases on every conv ("mod_resnet"); torchvision's convs have none.
     pub conv_bias: bool,
+    /// Channels of the stem and of layer1's blocks (torchvision: 64); layer2 and layer3 use
+    /// twice and four times this. Smaller widths make the small networks trained on a CPU.
+    #[serde(default = "torchvision_width")]
+    pub width: usize,
+}
+
+fn torchvision_width() -> usize {
+    64
 }
 
 fn conv(i: usize, o: usize, k: usize, stride: usize, bias: bool, device: &Device) -> Conv2d {
@@ -155,8 +163,21 @@ pub struct Features {
 }
 
 impl ResNetConfig {
+    /// A trunk at torchvision's width.
     pub fn new(depth: Depth, in_channels: usize, conv_bias: bool) -> Self {
-        ResNetConfig { depth, in_channels, conv_bias }
+        ResNetConfig { depth, in_channels, conv_bias, width: 64 }
+    }
+
+    /// The same trunk with another base width.
+    pub fn with_width(mut self, width: usize) -> Self {
+        self.width = width;
+        self
+    }
+
+    /// Output channels of layer1, layer2, layer3 (f4, f8, f16).
+    pub fn channels(&self) -> [usize; 3] {
+        let e = if self.depth.bottleneck() { 4 } else { 1 };
+        [self.width * e, 2 * self.width * e, 4 * self.width * e]
     }
 
     pub fn init(&self, device: &Device) -> ResNet {
@@ -164,7 +185,8 @@ impl ResNetConfig {
         let expansion = if bottleneck { 4 } else { 1 };
         let [n1, n2, n3] = self.depth.blocks();
         let bias = self.conv_bias;
-        let mut inp = 64;
+        let wd = self.width;
+        let mut inp = wd;
         let mut layer = |planes: usize, n: usize, stride: usize| -> Vec<Block> {
             (0..n)
                 .map(|i| {
@@ -174,12 +196,12 @@ impl ResNetConfig {
                 })
                 .collect()
         };
-        let layer1 = layer(64, n1, 1);
-        let layer2 = layer(128, n2, 2);
-        let layer3 = layer(256, n3, 2);
+        let layer1 = layer(wd, n1, 1);
+        let layer2 = layer(2 * wd, n2, 2);
+        let layer3 = layer(4 * wd, n3, 2);
         ResNet {
-            conv1: conv(self.in_channels, 64, 7, 2, bias, device),
-            bn1: bn(64, device),
+            conv1: conv(self.in_channels, wd, 7, 2, bias, device),
+            bn1: bn(wd, device),
             maxpool: MaxPool2dConfig::new([3, 3]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(),
             layer1,
             layer2,
@@ -224,5 +246,9 @@ mod tests {
         assert_eq!(f.f16.dims(), [2, 1024, 2, 2]);
         assert_eq!(r50.layer3.len(), 6);
         assert_eq!(ResNetConfig::new(Depth::R101, 3, false).init(&device).layer3.len(), 23);
+        let small = ResNetConfig::new(Depth::R18, 3, false).with_width(16);
+        assert_eq!(small.channels(), [16, 32, 64]);
+        let f = small.init(&device).forward(Tensor::zeros([1, 3, 32, 32], &device));
+        assert_eq!((f.f4.dims()[1], f.f8.dims()[1], f.f16.dims()), (16, 32, [1, 64, 2, 2]));
     }
 }

@@ -201,19 +201,23 @@ pub struct Pad {
 
 impl Pad {
     /// The padding of STCN's `pad_divide_by(img, divisor)` for an image of `height × width`.
-    pub fn to_multiple(height: usize, width: usize, divisor: usize) -> Self {
+    /// A divisor of 0 is an error.
+    pub fn to_multiple(height: usize, width: usize, divisor: usize) -> crate::Result<Self> {
+        if divisor == 0 {
+            return Err(crate::DataError::InvalidArgument("padding to a multiple of 0".into()));
+        }
         let split = |n: usize| {
             let d = (divisor - n % divisor) % divisor;
             (d / 2, d - d / 2)
         };
         let (top, bottom) = split(height);
         let (left, right) = split(width);
-        Pad {
+        Ok(Pad {
             top,
             bottom,
             left,
             right,
-        }
+        })
     }
 
     pub fn padded_size(&self, height: usize, width: usize) -> (usize, usize) {
@@ -346,9 +350,9 @@ mod tests {
 
     #[test]
     fn pad_matches_stcn_split() {
-        let p = Pad::to_multiple(480, 854, 16);
+        let p = Pad::to_multiple(480, 854, 16).unwrap();
         assert_eq!(p, Pad { top: 0, bottom: 0, left: 5, right: 5 });
-        let p = Pad::to_multiple(97, 131, 16);
+        let p = Pad::to_multiple(97, 131, 16).unwrap();
         assert_eq!(p.padded_size(97, 131), (112, 144));
         assert_eq!((p.top, p.bottom, p.left, p.right), (7, 8, 6, 7));
     }
@@ -356,7 +360,8 @@ mod tests {
     #[test]
     fn pad_then_unpad_is_identity() {
         let x = Array3::from_shape_fn((2, 5, 7), |(c, y, x)| (c * 100 + y * 10 + x) as f32);
-        let p = Pad::to_multiple(5, 7, 16);
+        let p = Pad::to_multiple(5, 7, 16).unwrap();
+        assert!(Pad::to_multiple(5, 7, 0).is_err());
         let padded = pad_chw(x.view(), p);
         assert_eq!(padded.dim(), (2, 16, 16));
         assert_eq!(padded[[0, 0, 0]], 0.0);

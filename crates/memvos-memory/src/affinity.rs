@@ -13,6 +13,32 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Int, IndexingUpdateOp, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// Inputs a kernel cannot work on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    #[error("top-k with k = {k} over {n} memory positions (k must be in 1..={n})")]
+    TopK { k: usize, n: usize },
+    #[error("kernelised memory: {m} query positions do not make a {h}x{w} grid")]
+    Grid { m: usize, h: usize, w: usize },
+    #[error("{what}: {detail}")]
+    Shape { what: &'static str, detail: String },
+}
+
+/// Checks that memory keys `[B, C_k, N]`, values `[K, C_v, N]` and query keys `[B, C_k, M]`
+/// fit together (`B` = 1 or `K`).
+fn check_shapes(memory_keys: &Tensor<3>, memory_values: &Tensor<3>, query_keys: &Tensor<3>) -> Result<(), KernelError> {
+    let [b, ck, n] = memory_keys.dims();
+    let [k, _, vn] = memory_values.dims();
+    let [qb, qck, _] = query_keys.dims();
+    if qck != ck || qb != b {
+        return Err(KernelError::Shape { what: "query keys", detail: format!("[{qb}, {qck}, M] do not match memory keys [{b}, {ck}, N]") });
+    }
+    if vn != n || (b != 1 && b != k) {
+        return Err(KernelError::Shape { what: "memory values", detail: format!("[{k}, C_v, {vn}] do not match memory keys [{b}, {ck}, {n}]") });
+    }
+    Ok(())
+}
+
 /// STM/MiVOS/QDMN's affinity (methods.md §2.1): the dot product scaled by `1/√C_k`,
 /// `A[b, i, j] = k_i·q_j / √C_k`. Keys are per object there: batch over objects (`B = K`).
 pub fn dot_affinity(memory_keys: Tensor<3>, query_keys: Tensor<3>) -> Tensor<3> {
@@ -44,13 +70,15 @@ const TOPK_GROUP: usize = 8;
 /// largest maxima are kept (every group holding one of the `k` largest scores is among them),
 /// and the top-k is taken over their `8k` members, so only `N/8 + 8k` entries per column are
 /// sorted instead of `N`. Among scores equal to the k-th largest, which ones are kept is
-/// unspecified (as in `torch.topk`). Panics unless `1 ≤ k ≤ N`.
-pub fn topk(scores: Tensor<3>, k: usize) -> (Tensor<3>, Tensor<3, Int>) {
+/// unspecified (as in `torch.topk`). An error unless `1 ≤ k ≤ N`.
+pub fn topk(scores: Tensor<3>, k: usize) -> Result<(Tensor<3>, Tensor<3, Int>), KernelError> {
     let [b, n, m] = scores.dims();
-    assert!((1..=n).contains(&k), "top-k with k = {k} over {n} memory positions");
+    if !(1..=n).contains(&k) {
+        return Err(KernelError::TopK { k, n });
+    }
     let groups = n.div_ceil(TOPK_GROUP);
     if groups < 4 * k {
-        return scores.topk_with_indices(k, 1);
+        return Ok(scores.topk_with_indices(k, 1));
     }
     let device = scores.device();
     let padded = match groups * TOPK_GROUP - n {
@@ -63,20 +91,20 @@ pub fn topk(scores: Tensor<3>, k: usize) -> (Tensor<3>, Tensor<3, Int>) {
     let candidates = (best_groups.reshape([b, k, 1, m]).mul_scalar(TOPK_GROUP as i64) + members)
         .reshape([b, k * TOPK_GROUP, m]);
     let (values, which) = padded.gather(1, candidates.clone()).topk_with_indices(k, 1);
-    (values, candidates.gather(1, which))
+    Ok((values, candidates.gather(1, which)))
 }
 
 /// Top-k softmax over the memory axis: for each query column keep the `k` largest affinities,
 /// `w = exp(A − max) / Σ exp(A − max)` over those (the maximum is subtracted, so large
-/// affinities never overflow), zero elsewhere. `k ≥ N` is the full softmax. Dense `[B, N, M]`;
-/// [`read`] reads through the same weights without building this matrix.
-pub fn topk_softmax(affinity: Tensor<3>, k: usize) -> Tensor<3> {
+/// affinities never overflow), zero elsewhere. `k ≥ N` is the full softmax, `k = 0` an error.
+/// Dense `[B, N, M]`; [`read`] reads through the same weights without building this matrix.
+pub fn topk_softmax(affinity: Tensor<3>, k: usize) -> Result<Tensor<3>, KernelError> {
     let [_, n, _] = affinity.dims();
-    if k >= n {
-        return softmax_memory(affinity);
+    if k >= n && n > 0 {
+        return Ok(softmax_memory(affinity));
     }
-    let (values, indices) = topk(affinity.clone(), k);
-    affinity.zeros_like().scatter(1, indices, softmax(values, 1), IndexingUpdateOp::Add)
+    let (values, indices) = topk(affinity.clone(), k)?;
+    Ok(affinity.zeros_like().scatter(1, indices, softmax(values, 1), IndexingUpdateOp::Add))
 }
 
 /// MiVOS's kernelised memory (methods.md §2.1), as scores for a top-k softmax. For memory
@@ -87,16 +115,18 @@ pub fn topk_softmax(affinity: Tensor<3>, k: usize) -> Tensor<3> {
 /// `A_ij − ‖pos(j) − pos(ĵ(i))‖² / (2σ²)`, which this returns (`[B, N, M]`, `M = h·w`).
 /// Each row depends only on its own memory position, so chunks over memory can be kernelised
 /// independently.
-pub fn kernelized_scores(affinity: Tensor<3>, h: usize, w: usize, sigma: f64) -> Tensor<3> {
+pub fn kernelized_scores(affinity: Tensor<3>, h: usize, w: usize, sigma: f64) -> Result<Tensor<3>, KernelError> {
     let [_, _, m] = affinity.dims();
-    assert_eq!(m, h * w, "kernelised memory: {m} query positions is not {h}x{w}");
+    if m != h * w || m == 0 {
+        return Err(KernelError::Grid { m, h, w });
+    }
     let device = affinity.device();
     let best = affinity.clone().argmax(2); // [B, N, 1]
     let (by, bx) = (best.clone().div_scalar(w as i64).float(), best.remainder_scalar(w as i64).float());
     let j = Tensor::<1, Int>::arange(0..m as i64, &device);
     let (qy, qx) = (j.clone().div_scalar(w as i64).float().reshape([1, 1, m]), j.remainder_scalar(w as i64).float().reshape([1, 1, m]));
     let d2 = (qy - by).powi_scalar(2) + (qx - bx).powi_scalar(2);
-    affinity - d2.div_scalar(2.0 * sigma * sigma)
+    Ok(affinity - d2.div_scalar(2.0 * sigma * sigma))
 }
 
 /// Readout `R_k = V_k · W_k`: values `[K, C_v, N]` weighted by an affinity `[B, N, M]` that is
@@ -161,10 +191,10 @@ pub enum Selection {
 }
 
 impl Selection {
-    fn scores(self, affinity: Tensor<3>) -> Tensor<3> {
+    fn scores(self, affinity: Tensor<3>) -> Result<Tensor<3>, KernelError> {
         match self {
             Selection::Kernelized { sigma, h, w, .. } => kernelized_scores(affinity, h, w, sigma),
-            _ => affinity,
+            _ => Ok(affinity),
         }
     }
 
@@ -178,17 +208,19 @@ impl Selection {
 
 /// Reads memory in one piece: keys `[B, C_k, N]`, values `[K, C_v, N]`, query keys
 /// `[B, C_k, M]` → `[K, C_v, M]` (`B = 1`: keys shared by the objects; `B = K`: per object). Top-k reads gather the kept values ([`readout_sparse`]);
-/// the full softmax multiplies the dense weights.
-pub fn read(memory_keys: Tensor<3>, memory_values: Tensor<3>, query_keys: Tensor<3>, similarity: Similarity, selection: Selection) -> Tensor<3> {
+/// the full softmax multiplies the dense weights. Shapes that do not fit, `k = 0` and a
+/// kernelised grid that is not the query's are errors.
+pub fn read(memory_keys: Tensor<3>, memory_values: Tensor<3>, query_keys: Tensor<3>, similarity: Similarity, selection: Selection) -> Result<Tensor<3>, KernelError> {
+    check_shapes(&memory_keys, &memory_values, &query_keys)?;
     let [_, _, n] = memory_keys.dims();
-    let scores = selection.scores(similarity.affinity(memory_keys, query_keys));
-    match selection.k().filter(|&k| k < n) {
+    let scores = selection.scores(similarity.affinity(memory_keys, query_keys))?;
+    Ok(match selection.k().filter(|&k| k < n || k == 0) {
         None => readout(softmax_memory(scores), memory_values),
         Some(k) => {
-            let (values, indices) = topk(scores, k);
+            let (values, indices) = topk(scores, k)?;
             readout_sparse(softmax(values, 1), indices, memory_values)
         }
-    }
+    })
 }
 
 /// [`read`] in chunks of `chunk` memory positions, holding at most one `chunk × M` affinity.
@@ -203,11 +235,15 @@ pub fn read_chunked(
     similarity: Similarity,
     selection: Selection,
     chunk: usize,
-) -> Tensor<3> {
+) -> Result<Tensor<3>, KernelError> {
+    check_shapes(&memory_keys, &memory_values, &query_keys)?;
     let [_, _, n] = memory_keys.dims();
     let chunk = chunk.max(1);
     if n <= chunk {
         return read(memory_keys, memory_values, query_keys, similarity, selection);
+    }
+    if selection.k() == Some(0) {
+        return Err(KernelError::TopK { k: 0, n });
     }
     // n > chunk: the first chunk starts the running state, the others update it.
     let mut slices = (0..n).step_by(chunk).map(|a| (a, chunk.min(n - a)));
@@ -216,13 +252,13 @@ pub fn read_chunked(
     match selection.k().filter(|&k| k < n) {
         None => {
             // Running max and normaliser [B, 1, M], weighted sum [K, C_v, M].
-            let s = scores_of(first, first_len);
+            let s = scores_of(first, first_len)?;
             let mut max = s.clone().max_dim(1);
             let e = (s - max.clone()).exp();
             let mut sum = e.clone().sum_dim(1);
             let mut acc = readout(e, memory_values.clone().narrow(2, first, first_len));
             for (a, len) in slices {
-                let s = scores_of(a, len);
+                let s = scores_of(a, len)?;
                 let m_new = max.clone().max_pair(s.clone().max_dim(1));
                 let scale = (max - m_new.clone()).exp();
                 let e = (s - m_new.clone()).exp();
@@ -230,18 +266,18 @@ pub fn read_chunked(
                 acc = acc * scale + readout(e, memory_values.clone().narrow(2, a, len));
                 max = m_new;
             }
-            acc / sum
+            Ok(acc / sum)
         }
         Some(k) => {
-            let (mut values, mut indices) = topk(scores_of(first, first_len), k.min(first_len));
+            let (mut values, mut indices) = topk(scores_of(first, first_len)?, k.min(first_len))?;
             for (a, len) in slices {
-                let (v, i) = topk(scores_of(a, len), k.min(len));
+                let (v, i) = topk(scores_of(a, len)?, k.min(len))?;
                 let held = values.dims()[1] + len.min(k);
                 let (v, which) = Tensor::cat(vec![values, v], 1).topk_with_indices(k.min(held), 1);
                 indices = Tensor::cat(vec![indices, i.add_scalar(a as i64)], 1).gather(1, which);
                 values = v;
             }
-            readout_sparse(softmax(values, 1), indices, memory_values)
+            Ok(readout_sparse(softmax(values, 1), indices, memory_values))
         }
     }
 }
@@ -281,7 +317,8 @@ mod tests {
     fn topk_softmax_keeps_k_per_column_and_sums_to_one() {
         let d = Device::flex();
         let v: Vec<f32> = (0..30).map(|i| ((i * 7) % 11) as f32 * 10.0).collect(); // large values
-        let w = topk_softmax(t3(v, [1, 10, 3], &d), 4);
+        let w = topk_softmax(t3(v.clone(), [1, 10, 3], &d), 4).unwrap();
+        assert_eq!(topk_softmax(t3(v, [1, 10, 3], &d), 0).unwrap_err(), KernelError::TopK { k: 0, n: 10 });
         let w = w.into_data().try_to_vec::<f32>().unwrap();
         for j in 0..3 {
             let col: Vec<f32> = (0..10).map(|i| w[i * 3 + j]).collect();

@@ -1,7 +1,8 @@
 //! A memory bank: one entry per stored frame, holding a key (shared by the bank's objects, or
-//! one per object) and one value per object; plus an optional temporary entry (the previous
-//! frame) that the next write replaces. Entries are kept apart so a policy can evict any of
-//! them; reads concatenate the entries asked for.
+//! one per object), one value per object and optionally a second ("auxiliary") value per object
+//! that some networks read from some entries (IMSFR's `v_pe`); plus an optional temporary entry
+//! (the previous frame) that the next write replaces. Entries are kept apart so a policy can
+//! evict any of them; reads concatenate the entries asked for.
 
 use burn::tensor::Tensor;
 
@@ -17,6 +18,10 @@ pub enum MemoryError {
     Empty,
     #[error("memory entry {position} does not exist ({stored} stored)")]
     NoEntry { position: usize, stored: usize },
+    #[error("memory entry of frame {frame} has no auxiliary value")]
+    NoAux { frame: usize },
+    #[error("memory read: {0}")]
+    Read(#[from] crate::affinity::KernelError),
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +32,28 @@ struct Entry {
     key: Tensor<3>,
     /// `[K, C_v, h·w]`.
     value: Tensor<3>,
+    /// `[K, C_v', h·w]`.
+    aux: Option<Tensor<3>>,
+}
+
+/// Which value of the entries a read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueSlot {
+    /// The value written with each entry.
+    Value,
+    /// The auxiliary value ([`MemoryBank::push_with_aux`]).
+    Aux,
+}
+
+/// A read of chosen entries with a chosen selection ([`MemoryBank::read_with`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadSpec<'a> {
+    /// Permanent entries to read (`None`: all).
+    pub positions: Option<&'a [usize]>,
+    /// Also read the temporary entry, if one is held.
+    pub temporary: bool,
+    pub selection: Selection,
+    pub slot: ValueSlot,
 }
 
 /// How a bank compares and reads.
@@ -84,11 +111,17 @@ impl MemoryBank {
         self.entries.iter().chain(&self.temp).map(|e| e.key.dims()[2]).sum()
     }
 
-    fn entry(&self, frame: usize, quality: Option<f32>, key: Tensor<4>, value: Tensor<4>) -> Result<Entry, MemoryError> {
+    fn entry(&self, frame: usize, quality: Option<f32>, key: Tensor<4>, value: Tensor<4>, aux: Option<Tensor<4>>) -> Result<Entry, MemoryError> {
         let [kb, ck, h, w] = key.dims();
         let [k, cv, vh, vw] = value.dims();
         if (kb != 1 && kb != k) || (vh, vw) != (h, w) {
             return Err(MemoryError::Shape { what: "value", expected: format!("[K, C_v, {h}, {w}] with a key of batch 1 or K = {kb}"), got: vec![k, cv, vh, vw] });
+        }
+        if let Some(a) = &aux {
+            let [ak, ac, ah, aw] = a.dims();
+            if (ak, ah, aw) != (k, h, w) {
+                return Err(MemoryError::Shape { what: "auxiliary value", expected: format!("[{k}, C, {h}, {w}] like the value"), got: vec![ak, ac, ah, aw] });
+            }
         }
         if let Some(e) = self.entries.first().or(self.temp.as_ref()) {
             let [ek, ecv, _] = e.value.dims();
@@ -100,13 +133,22 @@ impl MemoryBank {
                 return Err(MemoryError::Shape { what: "key", expected: format!("[{ekb}, {eck}, …] like the stored keys"), got: vec![kb, ck, h, w] });
             }
         }
-        Ok(Entry { frame, quality, key: key.reshape([kb, ck, h * w]), value: value.reshape([k, cv, h * w]) })
+        let aux = aux.map(|a| {
+            let [ak, ac, _, _] = a.dims();
+            a.reshape([ak, ac, h * w])
+        });
+        Ok(Entry { frame, quality, key: key.reshape([kb, ck, h * w]), value: value.reshape([k, cv, h * w]), aux })
     }
 
     /// Stores frame `frame`: key `[1 or K, C_k, h, w]`, values `[K, C_v, h, w]`; drops the
     /// temporary entry.
     pub fn push(&mut self, frame: usize, quality: Option<f32>, key: Tensor<4>, value: Tensor<4>) -> Result<(), MemoryError> {
-        let e = self.entry(frame, quality, key, value)?;
+        self.push_with_aux(frame, quality, key, value, None)
+    }
+
+    /// [`Self::push`] with an auxiliary value `[K, C, h, w]` read by [`ValueSlot::Aux`].
+    pub fn push_with_aux(&mut self, frame: usize, quality: Option<f32>, key: Tensor<4>, value: Tensor<4>, aux: Option<Tensor<4>>) -> Result<(), MemoryError> {
+        let e = self.entry(frame, quality, key, value, aux)?;
         self.temp = None;
         self.entries.push(e);
         Ok(())
@@ -116,7 +158,12 @@ impl MemoryBank {
     /// write replaces it. With nothing stored yet it is stored permanently instead (a bank's
     /// first frame always stays, as in STCN's bank).
     pub fn set_temporary(&mut self, frame: usize, key: Tensor<4>, value: Tensor<4>) -> Result<(), MemoryError> {
-        let e = self.entry(frame, None, key, value)?;
+        self.set_temporary_with_aux(frame, key, value, None)
+    }
+
+    /// [`Self::set_temporary`] with an auxiliary value.
+    pub fn set_temporary_with_aux(&mut self, frame: usize, key: Tensor<4>, value: Tensor<4>, aux: Option<Tensor<4>>) -> Result<(), MemoryError> {
+        let e = self.entry(frame, None, key, value, aux)?;
         if self.entries.is_empty() {
             self.entries.push(e);
         } else {
@@ -144,8 +191,9 @@ impl MemoryBank {
         Ok(())
     }
 
-    /// Keys and values of the entries at `positions` (all when `None`), then the temporary one.
-    fn contents(&self, positions: Option<&[usize]>) -> Result<(Tensor<3>, Tensor<3>), MemoryError> {
+    /// Keys and values (of `slot`) of the entries at `positions` (all when `None`), then the
+    /// temporary one when `temporary`.
+    fn contents(&self, positions: Option<&[usize]>, temporary: bool, slot: ValueSlot) -> Result<(Tensor<3>, Tensor<3>), MemoryError> {
         let mut picked: Vec<&Entry> = match positions {
             None => self.entries.iter().collect(),
             Some(ps) => ps
@@ -153,47 +201,78 @@ impl MemoryBank {
                 .map(|&i| self.entries.get(i).ok_or(MemoryError::NoEntry { position: i, stored: self.entries.len() }))
                 .collect::<Result<_, _>>()?,
         };
-        picked.extend(&self.temp);
+        if temporary {
+            picked.extend(&self.temp);
+        }
         if picked.is_empty() {
             return Err(MemoryError::Empty);
         }
         let keys = Tensor::cat(picked.iter().map(|e| e.key.clone()).collect(), 2);
-        let values = Tensor::cat(picked.iter().map(|e| e.value.clone()).collect(), 2);
-        Ok((keys, values))
+        let values = picked
+            .iter()
+            .map(|e| match slot {
+                ValueSlot::Value => Ok(e.value.clone()),
+                ValueSlot::Aux => e.aux.clone().ok_or(MemoryError::NoAux { frame: e.frame }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, Tensor::cat(values, 2)))
     }
 
-    fn query(&self, query_key: Tensor<4>) -> Tensor<3> {
+    /// A query key `[B, C_k, h, w]` as `[B', C_k, h·w]`, checked against the stored keys
+    /// (`C_k` equal; a batch-1 query is broadcast over per-object keys).
+    fn query(&self, query_key: Tensor<4>, stored: &Tensor<3>) -> Result<Tensor<3>, MemoryError> {
         let [b, ck, h, w] = query_key.dims();
-        query_key.reshape([b, ck, h * w])
+        let [sb, sck, _] = stored.dims();
+        if ck != sck || (b != sb && b != 1) {
+            return Err(MemoryError::Shape { what: "query key", expected: format!("[1 or {sb}, {sck}, h, w] like the stored keys"), got: vec![b, ck, h, w] });
+        }
+        let q = query_key.reshape([b, ck, h * w]);
+        Ok(if b != sb { q.expand([sb, ck, h * w]) } else { q })
     }
 
     /// The dense affinity weights `[B, N, M]` of a query key `[B, C_k, h, w]` over the whole
     /// memory (for inspection; reads do not build this matrix for top-k).
     pub fn affinity(&self, query_key: Tensor<4>) -> Result<Tensor<3>, MemoryError> {
-        let (mk, _) = self.contents(None)?;
+        self.affinity_with(query_key, None, true, self.read.selection)
+    }
+
+    /// [`Self::affinity`] of chosen entries with a chosen selection.
+    pub fn affinity_with(&self, query_key: Tensor<4>, positions: Option<&[usize]>, temporary: bool, selection: Selection) -> Result<Tensor<3>, MemoryError> {
+        let (mk, _) = self.contents(positions, temporary, ValueSlot::Value)?;
         let [_, _, n] = mk.dims();
-        let a = self.read.similarity.affinity(mk, self.query(query_key));
-        Ok(match self.read.selection {
+        let q = self.query(query_key, &mk)?;
+        let a = self.read.similarity.affinity(mk, q);
+        Ok(match selection {
             Selection::Full => softmax_memory(a),
-            Selection::TopK(k) => topk_softmax(a, k.min(n)),
-            Selection::Kernelized { k, sigma, h, w } => topk_softmax(affinity::kernelized_scores(a, h, w, sigma), k.min(n)),
+            Selection::TopK(k) => topk_softmax(a, k.clamp(1, n))?,
+            Selection::Kernelized { k, sigma, h, w } => topk_softmax(affinity::kernelized_scores(a, h, w, sigma)?, k.clamp(1, n))?,
         })
     }
 
-    /// Reads the memory for a query key `[B, C_k, h, w]` (`B` as the stored keys): values
-    /// `[K, C_v, h, w]`. `positions` picks the permanent entries to read (a policy's
-    /// [`crate::MemoryPolicy::read`]); `None` reads all of them.
+    /// Reads the memory for a query key `[B, C_k, h, w]` (`B` as the stored keys, or 1):
+    /// values `[K, C_v, h, w]`. `positions` picks the permanent entries to read (a policy's
+    /// [`crate::MemoryPolicy::read`]); `None` reads all of them. The temporary entry is read too.
     pub fn read(&self, query_key: Tensor<4>, positions: Option<&[usize]>) -> Result<Tensor<4>, MemoryError> {
+        self.read_with(query_key, ReadSpec { positions, temporary: true, selection: self.read.selection, slot: ValueSlot::Value })
+    }
+
+    /// Reads chosen entries with a chosen selection and value slot (IMSFR reads the first frame
+    /// with a full softmax and the newest with its auxiliary values, besides the top-k read).
+    pub fn read_with(&self, query_key: Tensor<4>, spec: ReadSpec<'_>) -> Result<Tensor<4>, MemoryError> {
         let [_, _, h, w] = query_key.dims();
-        let (mk, mv) = self.contents(positions)?;
+        let (mk, mv) = self.contents(spec.positions, spec.temporary, spec.slot)?;
         let [k, cv, _] = mv.dims();
-        let q = self.query(query_key);
-        let ReadConfig { similarity, selection, chunk } = self.read;
-        let r = match chunk {
-            Some(c) => affinity::read_chunked(mk, mv, q, similarity, selection, c),
-            None => affinity::read(mk, mv, q, similarity, selection),
+        let q = self.query(query_key, &mk)?;
+        let r = match self.read.chunk {
+            Some(c) => affinity::read_chunked(mk, mv, q, self.read.similarity, spec.selection, c)?,
+            None => affinity::read(mk, mv, q, self.read.similarity, spec.selection)?,
         };
         Ok(r.reshape([k, cv, h, w]))
+    }
+
+    /// The frame index of the permanent entry at `position`.
+    pub fn frame_at(&self, position: usize) -> Option<usize> {
+        self.entries.get(position).map(|e| e.frame)
     }
 }
 

@@ -111,23 +111,24 @@ impl Kernel {
         }
     }
 
-    /// Runs the kernel once; the result is returned so the caller can wait for it.
-    pub fn run(self, w: &Workload) -> Tensor<3> {
+    /// Runs the kernel once; the result is returned so the caller can wait for it. The
+    /// workloads are well-formed, so the kernels' input errors cannot occur.
+    pub fn run(self, w: &Workload) -> Result<Tensor<3>, affinity::KernelError> {
         let (mk, mv, qk) = (w.memory_keys.clone(), w.memory_values.clone(), w.query_keys.clone());
         let chunk = w.m();
-        match self {
+        Ok(match self {
             Kernel::Dot => affinity::dot_affinity(mk, qk),
             Kernel::L2 => affinity::l2_affinity(mk, qk),
-            Kernel::TopKSoftmax => affinity::topk_softmax(affinity::l2_affinity(mk, qk), 20),
+            Kernel::TopKSoftmax => affinity::topk_softmax(affinity::l2_affinity(mk, qk), 20)?,
             Kernel::FullSoftmax => affinity::softmax_memory(affinity::l2_affinity(mk, qk)),
             Kernel::Kernelized => {
-                affinity::topk_softmax(affinity::kernelized_scores(affinity::l2_affinity(mk, qk), QUERY_H, QUERY_W, 5.6), 50)
+                affinity::topk_softmax(affinity::kernelized_scores(affinity::l2_affinity(mk, qk), QUERY_H, QUERY_W, 5.6)?, 50)?
             }
-            Kernel::ReadTopK => affinity::read(mk, mv, qk, Similarity::L2, Selection::TopK(20)),
-            Kernel::ReadFull => affinity::read(mk, mv, qk, Similarity::L2, Selection::Full),
-            Kernel::ChunkedTopK => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::TopK(20), chunk),
-            Kernel::ChunkedFull => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::Full, chunk),
-        }
+            Kernel::ReadTopK => affinity::read(mk, mv, qk, Similarity::L2, Selection::TopK(20))?,
+            Kernel::ReadFull => affinity::read(mk, mv, qk, Similarity::L2, Selection::Full)?,
+            Kernel::ChunkedTopK => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::TopK(20), chunk)?,
+            Kernel::ChunkedFull => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::Full, chunk)?,
+        })
     }
 }
 
@@ -145,7 +146,7 @@ mod tests {
         let d = Device::flex();
         let w = Workload::new(64, 1, &d);
         for k in Kernel::ALL {
-            let out = k.run(&w);
+            let out = k.run(&w).unwrap();
             let want = if matches!(k, Kernel::ReadTopK | Kernel::ReadFull | Kernel::ChunkedTopK | Kernel::ChunkedFull) {
                 [1, VALUE_CHANNELS, w.m()]
             } else {

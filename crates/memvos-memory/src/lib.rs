@@ -12,8 +12,8 @@ pub mod bench;
 pub mod policy;
 
 pub use affinity::{
-    Selection, Similarity, dot_affinity, kernelized_scores, l2_affinity, read, read_chunked, readout, readout_sparse, softmax_memory, topk,
+    KernelError, Selection, Similarity, dot_affinity, kernelized_scores, l2_affinity, read, read_chunked, readout, readout_sparse, softmax_memory, topk,
     topk_softmax,
 };
-pub use bank::{MemoryBank, MemoryError, ReadConfig};
-pub use policy::{Candidate, EveryN, Fifo, FrameRule, Imsfr, MemoryPolicy, PolicyConfig, PolicyKind, Qdmn, Reservoir, StoredFrame, Write};
+pub use bank::{MemoryBank, MemoryError, ReadConfig, ReadSpec, ValueSlot};
+pub use policy::{Candidate, EveryN, Fifo, FrameRule, Imsfr, ImsfrSampling, MemoryPolicy, PolicyConfig, PolicyKind, Qdmn, Reservoir, StoredFrame, Write};

@@ -443,11 +443,60 @@ pub struct PolicyConfig {
     pub threshold: Option<f32>,
     /// Seed of the randomised policies.
     pub seed: u64,
+    /// IMSFR's sampling (default: the DAVIS 2017 setting).
+    pub sampling: ImsfrSampling,
+}
+
+/// IMSFR's isogenous memory sampling settings (methods.md §2.5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImsfrSampling {
+    /// Read every stored frame while at most this many are stored.
+    pub t0: usize,
+    /// Fraction of the stored frames sampled beyond that.
+    pub ratio: f64,
+    /// Positions always read (negative: from the newest, −2 = `T−2`).
+    pub fixed: Vec<isize>,
+    /// Whether the sampled read includes the newest frame (IMSFR itself reads it in a branch of
+    /// its own, so its preset says no; other networks should read it here).
+    pub read_newest: bool,
+}
+
+impl Default for ImsfrSampling {
+    fn default() -> Self {
+        Self::davis17()
+    }
+}
+
+impl ImsfrSampling {
+    /// DAVIS 2017 val / test-dev: `T₀ = 10`, ρ = 0.6, fixed 1 and T−5…T−2.
+    pub fn davis17() -> Self {
+        ImsfrSampling { t0: 10, ratio: 0.6, fixed: vec![1, -5, -4, -3, -2], read_newest: true }
+    }
+
+    /// DAVIS 2016: `T₀ = 8`, ρ = 0.1, fixed 0 and T−2.
+    pub fn davis16() -> Self {
+        ImsfrSampling { t0: 8, ratio: 0.1, fixed: vec![0, -2], read_newest: true }
+    }
+
+    /// YouTube-VOS: `T₀ = 10`, ρ = 0.6, fixed 0, 1 and T−5…T−2.
+    pub fn youtube() -> Self {
+        ImsfrSampling { t0: 10, ratio: 0.6, fixed: vec![0, 1, -5, -4, -3, -2], read_newest: true }
+    }
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { kind: PolicyKind::EveryN, every: 5, rule: FrameRule::Absolute, include_last: false, capacity: None, threshold: None, seed: 0 }
+        PolicyConfig {
+            kind: PolicyKind::EveryN,
+            every: 5,
+            rule: FrameRule::Absolute,
+            include_last: false,
+            capacity: None,
+            threshold: None,
+            seed: 0,
+            sampling: ImsfrSampling::default(),
+        }
     }
 }
 
@@ -456,6 +505,14 @@ impl PolicyConfig {
     pub fn build(&self) -> Result<Box<dyn MemoryPolicy>, String> {
         if self.every == 0 {
             return Err("memory policy: every must be at least 1".into());
+        }
+        if let Some(t) = self.threshold {
+            if !(t > 0.0 && t <= 1.0) {
+                return Err(format!("memory policy {}: quality threshold {t} is outside (0, 1]", self.kind));
+            }
+            if self.kind != PolicyKind::Qdmn {
+                return Err(format!("memory policy {} takes no quality threshold (only qdmn does)", self.kind));
+            }
         }
         if let Some(c) = self.capacity {
             if c < 2 {
@@ -470,7 +527,15 @@ impl PolicyConfig {
             PolicyKind::EveryN => Box::new(EveryN::new(self.every, self.rule, self.include_last)),
             PolicyKind::Mivos => Box::new(EveryN::mivos(self.every)),
             PolicyKind::Qdmn => Box::new(Qdmn::new(self.every, self.threshold.unwrap_or(0.8), cap(22))),
-            PolicyKind::Imsfr => Box::new(Imsfr { every: self.every, rule: self.rule, ..Imsfr::davis17(self.seed) }),
+            PolicyKind::Imsfr => {
+                let sp = &self.sampling;
+                if !(0.0..=1.0).contains(&sp.ratio) {
+                    return Err(format!("memory policy imsfr: sampling ratio {} is outside [0, 1]", sp.ratio));
+                }
+                let mut p = Imsfr::new(self.every, self.rule, sp.t0, sp.ratio, sp.fixed.clone(), self.seed);
+                p.read_newest = sp.read_newest;
+                Box::new(p)
+            }
             PolicyKind::Fifo => Box::new(Fifo::new(self.every, cap(16))),
             PolicyKind::Reservoir => Box::new(Reservoir::new(self.every, cap(16), self.seed)),
         })

@@ -148,9 +148,9 @@ fn direct_and_chunked_reads_match_float64() {
         for sel in selections(5, 6, 8) {
             let want = case.readout(sim, sel);
             let (mk, mv, qk) = case.tensors(&d);
-            check(&format!("{sim:?} {sel:?} direct"), read(mk.clone(), mv.clone(), qk.clone(), sim, sel), &want);
+            check(&format!("{sim:?} {sel:?} direct"), read(mk.clone(), mv.clone(), qk.clone(), sim, sel).unwrap(), &want);
             for chunk in [1, 7, 48, 100, 239, 240, 1000] {
-                let r = read_chunked(mk.clone(), mv.clone(), qk.clone(), sim, sel, chunk);
+                let r = read_chunked(mk.clone(), mv.clone(), qk.clone(), sim, sel, chunk).unwrap();
                 check(&format!("{sim:?} {sel:?} chunk {chunk}"), r, &want);
             }
         }
@@ -164,7 +164,7 @@ fn dense_top_k_weights_match_float64() {
     let (mk, _, qk) = case.tensors(&d);
     for k in [1, 20, 50, 1620] {
         let want: Vec<f64> = case.weights(Similarity::L2, Selection::TopK(k))[0].iter().flatten().copied().collect();
-        check(&format!("top-{k} weights"), topk_softmax(Similarity::L2.affinity(mk.clone(), qk.clone()), k), &want);
+        check(&format!("top-{k} weights"), topk_softmax(Similarity::L2.affinity(mk.clone(), qk.clone()), k).unwrap(), &want);
     }
 }
 
@@ -174,7 +174,7 @@ fn grouped_top_k_is_exact_on_large_memories() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let (n, m, k) = (16 * 1620 + 5, 7, 20); // not a multiple of the group size
     let v: Vec<f32> = (0..n * m).map(|_| rng.random_range(-10.0f32..10.0)).collect();
-    let (values, indices) = topk(Tensor::from_data(TensorData::new(v.clone(), [1, n, m]), &d), k);
+    let (values, indices) = topk(Tensor::from_data(TensorData::new(v.clone(), [1, n, m]), &d), k).unwrap();
     let values = values.into_data().try_to_vec::<f32>().unwrap();
     let indices = indices.into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
     for j in 0..m {
@@ -203,15 +203,15 @@ fn ties_are_read_consistently() {
         for sel in [Selection::Full, Selection::TopK(1), Selection::TopK(6), Selection::TopK(10), Selection::Kernelized { k: 7, sigma: 5.6, h: 3, w: 4 }] {
             let want = case.readout(sim, sel);
             let (mk, mv, qk) = case.tensors(&d);
-            check(&format!("ties {sim:?} {sel:?} direct"), read(mk.clone(), mv.clone(), qk.clone(), sim, sel), &want);
+            check(&format!("ties {sim:?} {sel:?} direct"), read(mk.clone(), mv.clone(), qk.clone(), sim, sel).unwrap(), &want);
             for chunk in [5, 30, 31, 64] {
-                check(&format!("ties {sim:?} {sel:?} chunk {chunk}"), read_chunked(mk.clone(), mv.clone(), qk.clone(), sim, sel, chunk), &want);
+                check(&format!("ties {sim:?} {sel:?} chunk {chunk}"), read_chunked(mk.clone(), mv.clone(), qk.clone(), sim, sel, chunk).unwrap(), &want);
             }
         }
     }
     // All-equal affinities: the full softmax is the mean, top-k keeps exactly k with weight 1/k.
     let flat: Tensor<3> = Tensor::zeros([1, 40, 3], &d);
-    let w = topk_softmax(flat.clone(), 8).into_data().try_to_vec::<f32>().unwrap();
+    let w = topk_softmax(flat.clone(), 8).unwrap().into_data().try_to_vec::<f32>().unwrap();
     for j in 0..3 {
         let col: Vec<f32> = (0..40).map(|i| w[i * 3 + j]).collect();
         assert_eq!(col.iter().filter(|&&x| x > 0.0).count(), 8);
@@ -225,7 +225,7 @@ fn kernelized_scores_follow_the_best_query_position() {
     // One memory position whose best query position is (1, 2) on a 3x4 grid.
     let mut a = vec![0.0f32; 12];
     a[4 + 2] = 1.0;
-    let s = kernelized_scores(Tensor::from_data(TensorData::new(a.clone(), [1, 1, 12]), &d), 3, 4, 2.0);
+    let s = kernelized_scores(Tensor::from_data(TensorData::new(a.clone(), [1, 1, 12]), &d), 3, 4, 2.0).unwrap();
     let s = s.into_data().try_to_vec::<f32>().unwrap();
     for j in 0..12 {
         let d2 = ((j / 4) as f32 - 1.0).powi(2) + ((j % 4) as f32 - 2.0).powi(2);
