@@ -4,13 +4,14 @@
 //! `cargo run --release --example eval_davis -- --davis ROOT --year 2017 --set val --out DIR --weights stcn.pth`
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use memvos::data::layout::Davis;
 use memvos::data::writer::DavisWriter;
 use memvos::eval::FpsMeter;
-use memvos::model::PropagatorConfig;
+use memvos::model::Benchmark;
 use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video};
 
 #[derive(Parser)]
@@ -28,12 +29,18 @@ struct Args {
     model: ModelArgs,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let loaded = args.model.load()?;
-    println!("{}", loaded.device_line);
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    args.model.check()?;
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
-    let cfg = args.model.schedule(PropagatorConfig::davis());
+    let loaded = args.model.load()?;
+    println!("{} ({}, {})", loaded.device_line, loaded.method(), args.model.weights.display());
+    let benchmark = if args.year == 2016 { Benchmark::Davis2016 } else { Benchmark::Davis2017 };
+    let cfg = args.model.schedule_for(loaded.method(), benchmark)?;
     let bar = ProgressBar::new(dataset.num_frames() as u64)
         .with_style(ProgressStyle::with_template("{msg:<16} [{bar:30}] {pos}/{len} frames ({elapsed}, eta {eta})")?);
     let mut fps = FpsMeter::new();

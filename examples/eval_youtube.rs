@@ -5,13 +5,14 @@
 //! `cargo run --release --example eval_youtube -- --root YouTube --year 2019 --out DIR --weights stcn.pth [--all-frames]`
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use memvos::data::layout::YouTube;
 use memvos::data::writer::YouTubeWriter;
 use memvos::eval::FpsMeter;
-use memvos::model::PropagatorConfig;
+use memvos::model::Benchmark;
 use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video};
 
 #[derive(Parser)]
@@ -37,15 +38,20 @@ struct Args {
     model: ModelArgs,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.year != 2018 && args.year != 2019 {
         return Err(format!("--year must be 2018 or 2019, got {}", args.year).into());
     }
-    let loaded = args.model.load()?;
-    println!("{}", loaded.device_line);
+    args.model.check()?;
     let dataset = YouTube::new(&args.root, &args.split).all_frames(args.all_frames).open()?;
-    let cfg = args.model.schedule(PropagatorConfig::youtube());
+    let loaded = args.model.load()?;
+    println!("{} ({}, {})", loaded.device_line, loaded.method(), args.model.weights.display());
+    let cfg = args.model.schedule_for(loaded.method(), Benchmark::YouTube)?;
     let writer = YouTubeWriter::new(&args.out).write_all(args.output_all);
     let bar = ProgressBar::new(dataset.videos.len() as u64)
         .with_style(ProgressStyle::with_template("{msg:<12} [{bar:30}] {pos}/{len} videos ({elapsed}, eta {eta})")?);

@@ -38,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for &frames in &args.frames {
             let w = Workload::new(ck, frames, &device);
             for k in Kernel::ALL {
+                k.run(&w)?;
                 let t = median_s(&device, args.repeats, || k.run(&w));
                 let gflops = k.flops(&w) / t / 1e9;
                 println!("| {} | {ck} | {frames} | {} | {:.1} | {gflops:.1} | {:.0}% |", k.name(), w.n(), t * 1e3, 100.0 * gflops / peak);

@@ -3,9 +3,10 @@
 //! first appear there. Writes one palette PNG per frame (from the first mask on), named like the
 //! frame, and `overlay.gif`.
 //!
-//! `cargo run --release --example segment -- --frames DIR --masks DIR --out DIR --weights W`
+//! `cargo run --release --example segment -- --frames DIR --masks DIR --out DIR --weights W [--method auto]`
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -14,7 +15,7 @@ use memvos::data::layout::video_folder;
 use memvos::data::overlay::{overlay, write_gif};
 use memvos::data::write_mask;
 use memvos::eval::FpsMeter;
-use memvos::model::PropagatorConfig;
+use memvos::model::Benchmark;
 use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video};
 
 #[derive(Parser)]
@@ -33,14 +34,19 @@ struct Args {
     short_side: Option<usize>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    args.model.check()?;
     let loaded = args.model.load()?;
-    println!("{}", loaded.device_line);
+    println!("{} ({}, {})", loaded.device_line, loaded.method(), args.model.weights.display());
     let name = args.frames.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
     let video = video_folder(&name, &args.frames, Some(&args.masks))?;
     let frames = load_video(&video, Annotations::Every)?;
-    let cfg = args.model.schedule(PropagatorConfig::youtube());
+    let cfg = args.model.schedule_for(loaded.method(), Benchmark::YouTube)?;
     let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} segmenting {msg} ({elapsed})")?);
     bar.set_message(format!("{} frames", frames.frames.len()));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));

@@ -10,11 +10,12 @@
 //! | [`eval`] (`memvos-eval`) | DAVIS J/F/J&F with toolkit parity, results CSVs, YouTube-VOS packaging, FPS |
 //! | [`backbone`] (`memvos-backbone`) | ResNet trunks |
 //! | [`memory`] (`memvos-memory`) | affinity kernels, memory bank |
-//! | [`model`] (`memvos-model`) | STCN, weight import, the streaming `Propagator` |
+//! | [`model`] (`memvos-model`) | the networks behind one trait, weight import, the streaming `Propagator` and `InferenceCore` |
 //!
 //! [`device`] picks the burn device from a `--device` flag; [`runner`] holds the loops the
-//! example binaries run.
+//! example binaries run; [`cli`] turns their errors into one readable line.
 
+pub mod cli;
 pub mod device;
 pub mod long_video;
 pub mod runner;

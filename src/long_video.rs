@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use memvos_data::synth::{SynthConfig, SynthVideo, generate_video};
-use memvos_model::{Propagator, PropagatorConfig, Stcn};
+use memvos_model::{MemoryNetwork, Propagator, PropagatorConfig};
 
 use crate::runner::RunError;
 
@@ -51,7 +51,7 @@ pub fn ping_pong(t: usize, len: usize) -> usize {
 /// measures at each of `checkpoints` (frame counts), averaging time over the `window` frames
 /// before each. `on_frame` is called after every frame (progress bars).
 pub fn run_long_video(
-    net: &Stcn,
+    net: &dyn MemoryNetwork,
     cfg: PropagatorConfig,
     device: &Device,
     clip: &SynthVideo,
@@ -60,7 +60,7 @@ pub fn run_long_video(
     window: usize,
     mut on_frame: impl FnMut(usize),
 ) -> Result<Vec<Checkpoint>, RunError> {
-    let perr = |source| RunError::Propagate { video: "long synthetic video".into(), source };
+    let perr = |e| crate::runner::propagate_error("long synthetic video", e);
     let mut prop = Propagator::new(net, cfg, device).map_err(perr)?;
     let mut times = Vec::with_capacity(frames);
     let mut out = Vec::new();

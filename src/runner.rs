@@ -1,16 +1,19 @@
 //! The loops the example binaries run, composed from the crates: choose a device, load a
-//! network, stream a video through a [`Propagator`], and time it as the papers do (frames in
-//! memory before the clock starts, label maps back on the host before it stops, I/O excluded).
+//! network, stream a video through an [`InferenceCore`], and time it as the papers do (frames
+//! in memory before the clock starts, label maps back on the host before it stops, I/O
+//! excluded). Everything per frame lives in `memvos-model`; this module holds only command-line
+//! arguments, device selection and timing.
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use memvos_data::frame::{Frame, LabelMap, resize_bicubic, resize_bilinear, resize_nearest, youtube_inference_size};
+use memvos_data::frame::{Frame, LabelMap};
 use memvos_data::layout::Video;
 use memvos_data::{DataError, Palette};
 use memvos_eval::FpsMeter;
 use memvos_memory::PolicyKind;
-use memvos_model::{Propagator, PropagatorConfig, PropagatorError, Stcn, WeightError, load_stcn};
+use memvos_model::inference::InferenceError;
+use memvos_model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, PropagatorError, WeightError, load_network};
 
 use crate::device::{DeviceChoice, DeviceError, select};
 
@@ -24,23 +27,44 @@ pub enum RunError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error("video {video}: {source}")]
-    Propagate { video: String, source: PropagatorError },
+    Propagate { video: String, source: InferenceError },
     #[error("video {video} has no annotated frame (no mask to start from) in {path}")]
     NoMask { video: String, path: PathBuf },
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
 }
 
-/// The methods memvos can run.
+/// `--method`: a method, or `auto` to recognise it from the checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
+pub enum MethodChoice {
+    Auto,
+    Mivos,
     Stcn,
+    Qdmn,
+    Gsfm,
+    Imsfr,
+}
+
+impl MethodChoice {
+    /// The method asked for (`None` for `auto`).
+    pub fn method(self) -> Option<Method> {
+        match self {
+            MethodChoice::Auto => None,
+            MethodChoice::Mivos => Some(Method::Mivos),
+            MethodChoice::Stcn => Some(Method::Stcn),
+            MethodChoice::Qdmn => Some(Method::Qdmn),
+            MethodChoice::Gsfm => Some(Method::Gsfm),
+            MethodChoice::Imsfr => Some(Method::Imsfr),
+        }
+    }
 }
 
 /// The options every runner takes.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ModelArgs {
-    /// Network to run.
-    #[arg(long, value_enum, default_value = "stcn")]
-    pub method: Method,
+    /// Network to run: stcn, mivos, qdmn, gsfm, imsfr, or auto (recognised from the checkpoint).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub method: MethodChoice,
     /// Weights: the published `.pth`, a `.safetensors` with the same names, or a burnpack `.bpk`.
     #[arg(long)]
     pub weights: PathBuf,
@@ -56,12 +80,20 @@ pub struct ModelArgs {
     /// Keep the previous frame as temporary memory.
     #[arg(long)]
     pub include_last: bool,
-    /// Memory policy: every-n, mivos, qdmn, imsfr, fifo or reservoir (default: the method's every-n).
+    /// MiVOS's kernelised memory (σ = 5.6 on the 1/16 grid; MiVOS and QDMN only).
+    #[arg(long)]
+    pub kernel: bool,
+    /// Memory policy: every-n, mivos, qdmn, imsfr, fifo or reservoir (default: the method's).
     #[arg(long)]
     pub policy: Option<PolicyKind>,
-    /// Frames a bounded policy (qdmn, fifo, reservoir) keeps, the first frame included.
+    /// Frames a bounded policy (qdmn, fifo, reservoir) keeps, the first frame included (QDMN's
+    /// memory_thr 20 is capacity 22).
     #[arg(long)]
     pub capacity: Option<usize>,
+    /// The qdmn policy's quality threshold in (0, 1], relative to the first frame's quality
+    /// (default 0.8 on DAVIS, 0.75 on YouTube-VOS).
+    #[arg(long)]
+    pub quality_threshold: Option<f32>,
     /// Seed of the randomised policies (imsfr, reservoir).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -72,34 +104,94 @@ pub struct ModelArgs {
 
 /// A loaded network on its device.
 pub struct Loaded {
-    pub net: Stcn,
+    pub net: AnyNetwork,
     pub device: Device,
     /// One line saying which device runs.
     pub device_line: String,
 }
 
+impl Loaded {
+    pub fn method(&self) -> Method {
+        self.net.method()
+    }
+}
+
 impl ModelArgs {
-    /// Picks the device (printing nothing) and loads the weights.
+    /// Checks the flags that do not need the network (before anything heavy is loaded).
+    pub fn check(&self) -> Result<(), RunError> {
+        let bad = |flag, reason: String| Err(RunError::Flag { flag, reason });
+        if self.top_k == Some(0) {
+            return bad("--top-k", "must be at least 1".into());
+        }
+        if self.mem_every == Some(0) {
+            return bad("--mem-every", "must be at least 1".into());
+        }
+        if self.chunk == Some(0) {
+            return bad("--chunk", "must be at least 1 memory position".into());
+        }
+        if let Some(t) = self.quality_threshold {
+            if !(t > 0.0 && t <= 1.0) {
+                return bad("--quality-threshold", format!("{t} is outside (0, 1]"));
+            }
+        }
+        if let Some(m) = self.method.method().filter(|m| self.kernel && !m.supports_kernel()) {
+            return bad("--kernel", format!("the kernelised memory is MiVOS's and QDMN's; {m} has none"));
+        }
+        Ok(())
+    }
+
+    /// Picks the device (printing nothing) and loads the weights (the method from `--method`,
+    /// or recognised from the file).
     pub fn load(&self) -> Result<Loaded, RunError> {
+        self.check()?;
         let selected = select(self.device)?;
-        let net = match self.method {
-            Method::Stcn => load_stcn(&self.weights, &selected.device)?,
-        };
+        let net = load_network(&self.weights, self.method.method(), &selected.device)?;
         Ok(Loaded { net, device: selected.device, device_line: selected.description })
     }
 
-    /// The method's schedule with this run's overrides.
-    pub fn schedule(&self, base: PropagatorConfig) -> PropagatorConfig {
+    /// The loaded method's published schedule on `benchmark`, with this run's overrides.
+    pub fn schedule_for(&self, method: Method, benchmark: Benchmark) -> Result<PropagatorConfig, RunError> {
+        self.apply(PropagatorConfig::for_method(method, benchmark), method)
+    }
+
+    /// `base` with this run's overrides, checked against `method`; errors name the flag.
+    pub fn apply(&self, base: PropagatorConfig, method: Method) -> Result<PropagatorConfig, RunError> {
+        self.check()?;
+        if self.kernel && !method.supports_kernel() {
+            return Err(RunError::Flag { flag: "--kernel", reason: format!("the kernelised memory is MiVOS's and QDMN's; {method} has none") });
+        }
         let mut cfg = base;
         cfg.top_k = self.top_k.or(cfg.top_k);
         cfg.chunk = self.chunk.or(cfg.chunk);
+        if self.kernel {
+            cfg.kernel = Some(memvos_model::propagator::KERNEL_SIGMA);
+        }
         let p = &mut cfg.policy;
-        p.kind = self.policy.unwrap_or(p.kind);
+        if let Some(kind) = self.policy.filter(|&k| k != p.kind) {
+            p.kind = kind;
+            if kind != PolicyKind::Qdmn {
+                p.threshold = None;
+            }
+            if !kind.bounded() {
+                p.capacity = None;
+            }
+        }
         p.every = self.mem_every.unwrap_or(p.every);
         p.include_last |= self.include_last;
         p.capacity = self.capacity.or(p.capacity);
         p.seed = self.seed;
-        cfg
+        if let Some(t) = self.quality_threshold {
+            if p.kind != PolicyKind::Qdmn {
+                return Err(RunError::Flag { flag: "--quality-threshold", reason: format!("only the qdmn policy uses it (the policy is {})", p.kind) });
+            }
+            p.threshold = Some(t);
+        }
+        if let Err(reason) = p.build() {
+            let flag = if reason.contains("capacity") { "--capacity" } else { "--policy" };
+            return Err(RunError::Flag { flag, reason });
+        }
+        cfg.validate(method).map_err(|reason| RunError::Flag { flag: "--method", reason })?;
+        Ok(cfg)
     }
 }
 
@@ -148,40 +240,24 @@ pub fn run_video(
     short_side: Option<usize>,
     fps: &mut FpsMeter,
 ) -> Result<Vec<(usize, LabelMap)>, RunError> {
-    let perr = |source| RunError::Propagate { video: video.name.clone(), source };
-    let mut prop = Propagator::new(&loaded.net, cfg.clone(), &loaded.device).map_err(perr)?;
+    let perr = |source: InferenceError| RunError::Propagate { video: video.name.clone(), source };
+    let mut core = InferenceCore::new(loaded.net.network(), cfg.clone(), short_side, &loaded.device).map_err(perr)?;
     let mut out = Vec::with_capacity(video.frames.len());
     let _ = loaded.device.sync();
     fps.start();
     for (i, frame) in video.frames.iter().enumerate() {
-        let (h, w) = (frame.height(), frame.width());
-        let target = short_side.map(|s| youtube_inference_size(h, w, s)).filter(|&t| t != (h, w));
-        let new = video.masks[i].as_ref().map(|m| {
-            // Labels already tracked are not new objects here.
-            let mut m = m.clone();
-            m.labels.mapv_inplace(|v| if v == 255 || prop.objects().contains(&v) { 0 } else { v });
-            m
-        });
-        let new = new.filter(|m| !m.object_ids().is_empty());
-        let step = match target {
-            None => prop.step(frame, new.as_ref()).map_err(perr)?,
-            Some((th, tw)) => {
-                let small = Frame::from_unit_chw(resize_bicubic(frame.to_unit_chw().view(), th, tw).view())?;
-                let small_mask = new.as_ref().map(|m| resize_nearest(m, th, tw));
-                prop.step(&small, small_mask.as_ref()).map_err(perr)?.map(|mut s| {
-                    s.probs = resize_bilinear(s.probs.view(), h, w);
-                    s
-                })
-            }
-        };
-        if let Some(s) = step {
-            let labels = if target.is_some() { LabelMap::from_argmax(s.probs.view(), &s.ids)? } else { s.labels };
-            out.push((i, labels));
+        if let Some(s) = core.step(frame, video.masks[i].as_ref()).map_err(perr)? {
+            out.push((i, s.labels));
         }
     }
     let _ = loaded.device.sync();
     fps.stop(out.len() as u64);
     Ok(out)
+}
+
+/// A propagator error as a run error of `video`.
+pub fn propagate_error(video: &str, e: PropagatorError) -> RunError {
+    RunError::Propagate { video: video.to_string(), source: e.into() }
 }
 
 /// The palette of a video's first annotation, or DAVIS's.

@@ -1,6 +1,6 @@
 //! Building blocks shared by the memory networks (methods.md §1.10, §2.0): the pre-activation
-//! `ResBlock`, CBAM, STCN's feature fusion block, the STCN-style upsampling block and decoder.
-//! Field names are the PyTorch ones.
+//! `ResBlock`, CBAM, STCN's feature fusion block, the STCN-style and MiVOS-style upsampling
+//! blocks and decoders. Field names are the PyTorch ones.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -140,21 +140,101 @@ pub struct Decoder {
     pub pred: Conv2d,
 }
 
+/// Channel widths of a decoder: its input at 1/16, the f8 and f4 skips, and the widths after
+/// `compress` (published 512) and after the upsampling blocks (published 256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DecoderWidths {
+    pub input: usize,
+    pub f8: usize,
+    pub f4: usize,
+    pub compress: usize,
+    pub out: usize,
+}
+
+impl DecoderWidths {
+    /// The published decoders: 1024 in, skips of a ResNet-50 (512, 256), 512 then 256.
+    pub const PUBLISHED: DecoderWidths = DecoderWidths { input: 1024, f8: 512, f4: 256, compress: 512, out: 256 };
+}
+
 impl Decoder {
     pub fn new(device: &Device) -> Self {
+        Self::with_widths(DecoderWidths::PUBLISHED, device)
+    }
+
+    pub fn with_widths(c: DecoderWidths, device: &Device) -> Self {
         Decoder {
-            compress: ResBlock::new(1024, 512, device),
-            up_16_8: UpsampleBlock::new(512, 512, 256, device),
-            up_8_4: UpsampleBlock::new(256, 256, 256, device),
-            pred: conv(256, 1, 3, device),
+            compress: ResBlock::new(c.input, c.compress, device),
+            up_16_8: UpsampleBlock::new(c.f8, c.compress, c.out, device),
+            up_8_4: UpsampleBlock::new(c.f4, c.out, c.out, device),
+            pred: conv(c.out, 1, 3, device),
         }
     }
 
+    /// The features at 1/4 before the prediction: `f16` `[K, C, h, w]`, `f8` `[K, C8, 2h, 2w]`,
+    /// `f4` `[K, C4, 4h, 4w]` → `[K, out, 4h, 4w]`.
+    pub fn features(&self, f16: Tensor<4>, f8: Tensor<4>, f4: Tensor<4>) -> Tensor<4> {
+        let x = self.compress.forward(f16);
+        let x = self.up_16_8.forward(f8, x);
+        self.up_8_4.forward(f4, x)
+    }
+
     /// `f16` `[K, 1024, h, w]`, `f8` `[K, 512, 2h, 2w]`, `f4` `[K, 256, 4h, 4w]` → logits `[K, 1, 16h, 16w]`.
+    pub fn forward(&self, f16: Tensor<4>, f8: Tensor<4>, f4: Tensor<4>) -> Tensor<4> {
+        let x = self.features(f16, f8, f4);
+        upsample(self.pred.forward(relu(x)), 4)
+    }
+}
+
+/// MiVOS-style upsampling (MiVOS, QDMN): the skip path has one more ResBlock,
+/// `out_conv(skip_conv2(skip_conv1(skip)) + up×2(up))`.
+#[derive(Module, Debug)]
+pub struct MivosUpsampleBlock {
+    pub skip_conv1: Conv2d,
+    pub skip_conv2: ResBlock,
+    pub out_conv: ResBlock,
+}
+
+impl MivosUpsampleBlock {
+    pub fn new(skip_c: usize, up_c: usize, out_c: usize, device: &Device) -> Self {
+        MivosUpsampleBlock { skip_conv1: conv(skip_c, up_c, 3, device), skip_conv2: ResBlock::new(up_c, up_c, device), out_conv: ResBlock::new(up_c, out_c, device) }
+    }
+
+    pub fn forward(&self, skip: Tensor<4>, up: Tensor<4>) -> Tensor<4> {
+        let x = self.skip_conv2.forward(self.skip_conv1.forward(skip)) + upsample(up, 2);
+        self.out_conv.forward(x)
+    }
+}
+
+/// The MiVOS decoder (methods.md §2.0): as STCN's with [`MivosUpsampleBlock`]s.
+#[derive(Module, Debug)]
+pub struct MivosDecoder {
+    pub compress: ResBlock,
+    pub up_16_8: MivosUpsampleBlock,
+    pub up_8_4: MivosUpsampleBlock,
+    pub pred: Conv2d,
+}
+
+impl MivosDecoder {
+    pub fn new(c: DecoderWidths, device: &Device) -> Self {
+        MivosDecoder {
+            compress: ResBlock::new(c.input, c.compress, device),
+            up_16_8: MivosUpsampleBlock::new(c.f8, c.compress, c.out, device),
+            up_8_4: MivosUpsampleBlock::new(c.f4, c.out, c.out, device),
+            pred: conv(c.out, 1, 3, device),
+        }
+    }
+
+    /// `f16` `[K, 1024, h, w]` and the query's skips → logits `[K, 1, 16h, 16w]`.
     pub fn forward(&self, f16: Tensor<4>, f8: Tensor<4>, f4: Tensor<4>) -> Tensor<4> {
         let x = self.compress.forward(f16);
         let x = self.up_16_8.forward(f8, x);
         let x = self.up_8_4.forward(f4, x);
         upsample(self.pred.forward(relu(x)), 4)
     }
+}
+
+/// Repeats a batch-1 tensor `k` times along the batch (a view; no copy).
+pub fn expand_batch(t: &Tensor<4>, k: usize) -> Tensor<4> {
+    let [_, c, h, w] = t.dims();
+    t.clone().expand([k, c, h, w])
 }

@@ -1,43 +1,175 @@
 //! # memvos-model
 //!
-//! The memory networks ([`stcn`]) built from shared [`blocks`], their weight import and export
-//! ([`weights`]), soft aggregation ([`aggregate`]), and the [`Propagator`]: the streaming engine
-//! users embed, fed one frame at a time with optional new object masks.
+//! The memory networks — [`mivos`], [`stcn`], [`qdmn`], [`gsfm`], [`imsfr`] — each one file
+//! behind the [`MemoryNetwork`] trait, built from shared [`blocks`] (and GSFM's [`spectral`]
+//! modules); their weight import and export
+//! ([`weights`], [`pth`]); soft aggregation ([`aggregate`]); the [`Propagator`], the streaming
+//! engine fed one frame at a time with optional new object masks; and the [`InferenceCore`] on
+//! top of it, which does what every runner does per frame (resize to a short side and back,
+//! ignore masks of objects already tracked, one argmax), so an embedding crate gets the results
+//! the examples get.
 
 pub mod aggregate;
 pub mod blocks;
+pub mod gsfm;
+pub mod imsfr;
+pub mod inference;
+pub mod mivos;
+pub mod network;
 pub mod propagator;
+pub mod pth;
+pub mod qdmn;
+pub mod spectral;
 pub mod stcn;
 pub mod weights;
 
-pub use propagator::{Propagator, PropagatorConfig, PropagatorError, StepOutput};
-pub use stcn::Stcn;
-pub use weights::WeightError;
-
 use std::path::Path;
 
-/// Loads an STCN network from `stcn.pth` (s012 or s03), a safetensors file with the same names,
-/// or a burnpack file written by [`save_stcn`].
-pub fn load_stcn(path: &Path, device: &burn::tensor::Device) -> Result<Stcn, WeightError> {
-    let mut net = Stcn::new(device);
-    weights::load(&mut net, path, "STCN", &weights::stcn_key_renames())?;
+use burn::tensor::Device;
+
+pub use gsfm::{Gsfm, GsfmConfig};
+pub use imsfr::{Imsfr, ImsfrConfig};
+pub use inference::{InferenceCore, InferenceError, Segmented};
+pub use mivos::{Mivos, MivosConfig};
+pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
+pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, StepOutput};
+pub use qdmn::Qdmn;
+pub use stcn::{Stcn, StcnConfig};
+pub use weights::WeightError;
+
+/// A network of any method, as loaded from a checkpoint whose method is found at run time.
+#[derive(Debug)]
+pub enum AnyNetwork {
+    Mivos(Mivos),
+    Stcn(Stcn),
+    Qdmn(Qdmn),
+    Gsfm(Gsfm),
+    Imsfr(Imsfr),
+}
+
+/// Runs `$body` with `$n` bound to the network inside any variant.
+macro_rules! each {
+    ($net:expr, $n:ident => $body:expr) => {
+        match $net {
+            AnyNetwork::Mivos($n) => $body,
+            AnyNetwork::Stcn($n) => $body,
+            AnyNetwork::Qdmn($n) => $body,
+            AnyNetwork::Gsfm($n) => $body,
+            AnyNetwork::Imsfr($n) => $body,
+        }
+    };
+}
+
+fn config<T: serde::de::DeserializeOwned>(json: Option<&str>) -> Result<Option<T>, String> {
+    json.map(|j| serde_json::from_str(j).map_err(|e| e.to_string())).transpose()
+}
+
+impl AnyNetwork {
+    /// A network of `method`, of the published shape or of the configuration `config_json`
+    /// (the JSON of the method's config struct, as memvos stores it in a checkpoint).
+    pub fn new(method: Method, config_json: Option<&str>, device: &Device) -> Result<Self, String> {
+        Ok(match method {
+            Method::Stcn => {
+                let cfg: StcnConfig = config(config_json)?.unwrap_or_default();
+                cfg.validate()?;
+                AnyNetwork::Stcn(Stcn::with_config(&cfg, device))
+            }
+            Method::Mivos => AnyNetwork::Mivos(Mivos::with_config(&config(config_json)?.unwrap_or_default(), device)),
+            Method::Qdmn => AnyNetwork::Qdmn(Qdmn::with_config(&config(config_json)?.unwrap_or_else(qdmn::published_config), device)),
+            Method::Gsfm => AnyNetwork::Gsfm(Gsfm::with_config(&config(config_json)?.unwrap_or_default(), device)),
+            Method::Imsfr => AnyNetwork::Imsfr(Imsfr::with_config(&config(config_json)?.unwrap_or_default(), device)),
+        })
+    }
+
+    /// The network behind the common trait.
+    pub fn network(&self) -> &dyn MemoryNetwork {
+        each!(self, n => n)
+    }
+
+    pub fn method(&self) -> Method {
+        self.network().method()
+    }
+
+    /// `(PyTorch name → module path, module path → PyTorch name)` tables of a method.
+    pub fn renames(method: Method) -> (Vec<(&'static str, &'static str)>, Vec<(&'static str, &'static str)>) {
+        match method {
+            Method::Mivos => (mivos::key_renames(), mivos::key_renames_inverse()),
+            Method::Qdmn => (qdmn::key_renames(), qdmn::key_renames_inverse()),
+            Method::Stcn | Method::Gsfm | Method::Imsfr => (stcn::key_renames(), stcn::key_renames_inverse()),
+        }
+    }
+
+    /// Loads weights into this network, strictly (see [`weights::load`]).
+    pub fn load_weights(&mut self, path: &Path) -> Result<usize, WeightError> {
+        let method = self.method();
+        let (fwd, inv) = Self::renames(method);
+        each!(self, n => weights::load(n, path, method, &fwd, &inv))
+    }
+
+    /// The PyTorch `state_dict` names and shapes of this network (without
+    /// `num_batches_tracked`).
+    pub fn state_dict_entries(&self) -> Vec<(String, Vec<usize>)> {
+        let (_, inv) = Self::renames(self.method());
+        each!(self, n => weights::formula::state_dict_entries(n, &inv))
+    }
+
+    /// Saves the network: `.safetensors` with the published PyTorch names (and memvos's method
+    /// and configuration as metadata), or `.bpk` (burn's burnpack).
+    pub fn save(&self, path: &Path, config_json: Option<String>) -> Result<(), WeightError> {
+        let (_, inv) = Self::renames(self.method());
+        let mut meta = vec![(weights::METHOD_KEY, self.method().id().to_string())];
+        meta.extend(config_json.map(|c| (weights::CONFIG_KEY, c)));
+        match weights::Format::of(path)? {
+            weights::Format::Burnpack => each!(self, n => weights::save_burnpack(n, path)),
+            weights::Format::Safetensors => each!(self, n => weights::save_safetensors(n, path, &inv, &meta)),
+            weights::Format::Pytorch => Err(WeightError::Write { path: path.to_path_buf(), reason: "memvos writes checkpoints as .safetensors (PyTorch names) or .bpk; .pth only for formula weights".into() }),
+        }
+    }
+}
+
+/// Loads a network from a checkpoint (`.pth`, `.safetensors` with the published names, or
+/// `.bpk`). `method` `None` recognises the method from the file (memvos's metadata, else the
+/// keys); an explicit method that the file does not hold is refused, naming both.
+pub fn load_network(path: &Path, method: Option<Method>, device: &Device) -> Result<AnyNetwork, WeightError> {
+    let method = match method {
+        Some(m) => m,
+        None => weights::detect(path)?,
+    };
+    let meta = weights::read_metadata(path)?;
+    let same_method = meta.get(weights::METHOD_KEY).is_none_or(|m| m == method.id());
+    let cfg = meta.get(weights::CONFIG_KEY).filter(|_| same_method);
+    let mut net = AnyNetwork::new(method, cfg.map(String::as_str), device).map_err(|reason| WeightError::Config { path: path.to_path_buf(), reason })?;
+    net.load_weights(path)?;
     Ok(net)
 }
 
-/// Saves an STCN network: `.safetensors` with the PyTorch names of `stcn.pth`, or `.bpk`
-/// (burn's burnpack).
+/// Writes a checkpoint of `method` (published shape) filled by the parity fixtures' formula
+/// (`WEIGHTS-FORMULA.md`), as `.pth` or `.safetensors` with the published names: deterministic
+/// weights for demos and tests, loaded exactly like a published checkpoint.
+pub fn write_formula(method: Method, path: &Path, device: &Device) -> Result<(), WeightError> {
+    let net = AnyNetwork::new(method, None, device).map_err(|reason| WeightError::Write { path: path.to_path_buf(), reason })?;
+    weights::formula::write_state_dict(&net.state_dict_entries(), path)
+}
+
+/// Loads an STCN network from `stcn.pth` (s012 or s03), a safetensors file with the same names,
+/// or a burnpack file written by [`save_stcn`].
+pub fn load_stcn(path: &Path, device: &Device) -> Result<Stcn, WeightError> {
+    match load_network(path, Some(Method::Stcn), device)? {
+        AnyNetwork::Stcn(n) => Ok(n),
+        other => Err(WeightError::WrongMethod { path: path.to_path_buf(), expected: Method::Stcn, found: other.method(), missing: vec![], unexpected: vec![] }),
+    }
+}
+
+/// Saves an STCN network: `.safetensors` with the PyTorch names of `stcn.pth`, or `.bpk`.
 pub fn save_stcn(net: &Stcn, path: &Path) -> Result<(), WeightError> {
     match weights::Format::of(path)? {
         weights::Format::Burnpack => weights::save_burnpack(net, path),
-        weights::Format::Safetensors => weights::save_safetensors(net, path, &weights::stcn_key_renames_inverse()),
+        weights::Format::Safetensors => weights::save_safetensors(net, path, &stcn::key_renames_inverse(), &[(weights::METHOD_KEY, Method::Stcn.id().to_string())]),
         weights::Format::Pytorch => Err(WeightError::Write { path: path.to_path_buf(), reason: "writing .pth is not supported; use .safetensors".into() }),
     }
 }
 
-/// Writes an STCN checkpoint filled by the parity fixtures' formula (`WEIGHTS-FORMULA.md`) as a
-/// safetensors file with the `stcn.pth` names: deterministic weights for demos and tests,
-/// loadable with [`load_stcn`] exactly like a converted checkpoint.
-pub fn write_formula_stcn(path: &Path, device: &burn::tensor::Device) -> Result<(), WeightError> {
-    let entries = weights::formula::state_dict_entries(&Stcn::new(device), &weights::stcn_key_renames_inverse());
-    weights::formula::write_state_dict(&entries, path)
+/// Writes an STCN checkpoint filled by the parity fixtures' formula (see [`write_formula`]).
+pub fn write_formula_stcn(path: &Path, device: &Device) -> Result<(), WeightError> {
+    write_formula(Method::Stcn, path, device)
 }

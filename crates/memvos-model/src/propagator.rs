@@ -1,30 +1,48 @@
-//! The streaming engine users embed (methods.md §1.6, §1.8): built from a network and a
-//! config, fed one frame at a time with optional masks of objects that appear in it, returning
-//! per-object probabilities and a label map.
+//! The streaming engine users embed (methods.md §1.6, §1.8): built from any [`MemoryNetwork`]
+//! and a config, fed one frame at a time with optional masks of objects that appear in it,
+//! returning per-object probabilities and a label map.
 //!
 //! Objects entering at the same frame share a memory bank whose first entry is that frame
-//! (exactly STCN's per-object banks, whose keys are shared and whose entries differ only by
-//! start frame). A frame's memory entry is encoded when the *next* frame arrives, so the last
-//! frame of a video is never memorised and the caller need not say which frame is last.
-//! Which frames are written, evicted and read is the [`MemoryPolicy`]'s decision
-//! ([`memvos_memory::policy`]); the configuration names one, or [`Propagator::with_policy`]
-//! takes any.
+//! (exactly the per-object banks of the reference code, whose entries differ only by start
+//! frame). A frame's memory entry is encoded when the *next* frame arrives, so the last frame of
+//! a video is never memorised, the caller need not say which frame is last, and a network that
+//! gates a memory value with the following frame (IMSFR) has it. Which frames are written,
+//! evicted and read is the [`MemoryPolicy`]'s decision ([`memvos_memory::policy`]); the
+//! configuration names one, or [`Propagator::with_policy`] takes any.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
-use memvos_memory::{Candidate, FrameRule, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Write};
+use memvos_memory::{
+    Candidate, FrameRule, ImsfrSampling, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Selection, Write,
+};
 use ndarray::{Array3, s};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::aggregate;
-use crate::stcn::Stcn;
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
+
+/// The benchmarks whose published settings [`PropagatorConfig::for_method`] knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Benchmark {
+    /// DAVIS 2017 (multi-object, absolute frame indices where the method uses them).
+    Davis2017,
+    /// DAVIS 2016 (single object).
+    Davis2016,
+    /// YouTube-VOS, and any video whose objects may appear later (relative frame rules).
+    YouTube,
+}
 
 /// The memory schedule and read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PropagatorConfig {
     /// Top-k of the affinity softmax; `None` for the full softmax.
     pub top_k: Option<usize>,
+    /// MiVOS's kernelised memory with this σ (on the 1/16 grid; published 5.6), for the
+    /// dot-product methods (MiVOS, QDMN). Needs `top_k`.
+    pub kernel: Option<f64>,
     /// Which frames are written, evicted and read (every-N by default).
     pub policy: PolicyConfig,
     /// Read memory in chunks of this many positions (bounded working memory for very long
@@ -38,10 +56,13 @@ impl Default for PropagatorConfig {
     }
 }
 
+/// MiVOS's kernel width σ on the 1/16 grid.
+pub const KERNEL_SIGMA: f64 = 5.6;
+
 impl PropagatorConfig {
     /// STCN's DAVIS schedule: every 5th frame (absolute index), top-20, no temporary frame.
     pub fn davis() -> Self {
-        PropagatorConfig { top_k: Some(20), policy: PolicyConfig { every: 5, rule: FrameRule::Absolute, ..PolicyConfig::default() }, chunk: None }
+        PropagatorConfig { top_k: Some(20), kernel: None, policy: PolicyConfig { every: 5, rule: FrameRule::Absolute, ..PolicyConfig::default() }, chunk: None }
     }
 
     /// STCN's YouTube-VOS schedule: 5 frames after the last memory frame, top-20.
@@ -51,10 +72,65 @@ impl PropagatorConfig {
         c
     }
 
+    /// The published evaluation settings of a method on a benchmark (methods.md §1.8).
+    pub fn for_method(method: Method, benchmark: Benchmark) -> Self {
+        let rule = if benchmark == Benchmark::YouTube { FrameRule::Relative } else { FrameRule::Absolute };
+        let base = |top_k: usize, every: usize, kind: PolicyKind, rule: FrameRule| PropagatorConfig {
+            top_k: Some(top_k),
+            kernel: None,
+            policy: PolicyConfig { kind, every, rule, ..PolicyConfig::default() },
+            chunk: None,
+        };
+        match method {
+            Method::Stcn => base(20, 5, PolicyKind::EveryN, rule),
+            Method::Mivos => base(50, 5, PolicyKind::Mivos, FrameRule::Relative),
+            Method::Qdmn => {
+                let mut c = base(50, 5, PolicyKind::Qdmn, FrameRule::Relative);
+                let youtube = benchmark == Benchmark::YouTube;
+                c.policy.threshold = Some(if youtube { 0.75 } else { 0.8 });
+                c.policy.capacity = Some(if youtube { 12 } else { 22 });
+                c
+            }
+            Method::Gsfm => base(if benchmark == Benchmark::Davis2016 { 20 } else { 50 }, 3, PolicyKind::EveryN, rule),
+            Method::Imsfr => {
+                let (top_k, every, sampling) = match benchmark {
+                    Benchmark::Davis2017 => (4, 6, ImsfrSampling::davis17()),
+                    Benchmark::Davis2016 => (12, 6, ImsfrSampling::davis16()),
+                    Benchmark::YouTube => (20, 3, ImsfrSampling::youtube()),
+                };
+                let mut c = base(top_k, every, PolicyKind::Imsfr, rule);
+                c.policy.sampling = ImsfrSampling { read_newest: false, ..sampling };
+                c
+            }
+        }
+    }
+
     /// This configuration with another policy kind (its other settings kept).
     pub fn with_policy(mut self, kind: PolicyKind) -> Self {
         self.policy.kind = kind;
         self
+    }
+
+    /// Checks the settings against a method; errors name the setting.
+    pub fn validate(&self, method: Method) -> Result<(), String> {
+        if self.top_k == Some(0) {
+            return Err("top_k must be at least 1".into());
+        }
+        if self.chunk == Some(0) {
+            return Err("chunk must be at least 1 memory position".into());
+        }
+        if let Some(sigma) = self.kernel {
+            if !method.supports_kernel() {
+                return Err(format!("the kernelised memory is MiVOS's and QDMN's (dot-product affinity); {method} has none"));
+            }
+            if !(sigma.is_finite() && sigma > 0.0) {
+                return Err(format!("kernel sigma {sigma} must be a positive number"));
+            }
+            if self.top_k.is_none() {
+                return Err("the kernelised memory needs a top-k".into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,23 +176,24 @@ struct Group {
 struct Pending {
     index: usize,
     image: Tensor<4>,
-    key: Tensor<4>,
-    f16: Tensor<4>,
+    query: Query,
     /// Object probabilities `[K, 1, H_pad, W_pad]`.
     objects: Tensor<4>,
     /// Objects were added on this frame: it is always memorised.
     interaction: bool,
 }
 
-/// Streams a video through an STCN network.
+/// Streams a video through a [`MemoryNetwork`].
 ///
 /// Each group of objects that enter together has its own bank and its own copy of the memory
 /// policy ([`MemoryPolicy::fresh`]). Policies that use quality ([`MemoryPolicy::uses_quality`])
-/// get, for a network without a quality head, a proxy per frame: the mean over the group's
-/// non-empty objects of the soft IoU between the probability map `p` and its binarisation
-/// `b = [p > 0.5]`, `Σ p·b / (Σ b + Σ p·(1 − b))` (1 for a confident mask, lower for a hesitant one).
+/// get the network's quality scores where it has a quality head (QDMN: the mean over the
+/// group's objects, non-zero scores only on the annotated frame, as QDMN normalises), and
+/// otherwise a proxy per frame: the mean over the group's non-empty objects of the soft IoU
+/// between the probability map `p` and its binarisation `b = [p > 0.5]`,
+/// `Σ p·b / (Σ b + Σ p·(1 − b))` (1 for a confident mask, lower for a hesitant one).
 pub struct Propagator<'n> {
-    net: &'n Stcn,
+    net: &'n dyn MemoryNetwork,
     cfg: PropagatorConfig,
     policy: Box<dyn MemoryPolicy>,
     device: Device,
@@ -132,21 +209,25 @@ fn data_err(e: impl std::fmt::Debug) -> PropagatorError {
     PropagatorError::Data(format!("{e:?}"))
 }
 
+fn select_objects(t: &Tensor<4>, objects: &[usize], total: usize, device: &Device) -> Tensor<4> {
+    if objects.len() == total && objects.iter().enumerate().all(|(i, &o)| i == o) {
+        return t.clone();
+    }
+    let idx: Vec<i64> = objects.iter().map(|&o| o as i64).collect();
+    let sel = Tensor::<1, Int>::from_data(TensorData::new(idx, [objects.len()]), device);
+    t.clone().select(0, sel)
+}
+
 impl<'n> Propagator<'n> {
     /// A propagator whose policy is built from `cfg.policy`.
-    pub fn new(net: &'n Stcn, cfg: PropagatorConfig, device: &Device) -> Result<Self, PropagatorError> {
+    pub fn new(net: &'n dyn MemoryNetwork, cfg: PropagatorConfig, device: &Device) -> Result<Self, PropagatorError> {
         let policy = cfg.policy.build().map_err(PropagatorError::Config)?;
         Self::with_policy(net, cfg, policy, device)
     }
 
     /// A propagator with any policy, including one of the user's own (`cfg.policy` is ignored).
-    pub fn with_policy(net: &'n Stcn, cfg: PropagatorConfig, policy: Box<dyn MemoryPolicy>, device: &Device) -> Result<Self, PropagatorError> {
-        if cfg.top_k == Some(0) {
-            return Err(PropagatorError::Config("top_k must be at least 1".into()));
-        }
-        if cfg.chunk == Some(0) {
-            return Err(PropagatorError::Config("chunk must be at least 1 memory position".into()));
-        }
+    pub fn with_policy(net: &'n dyn MemoryNetwork, cfg: PropagatorConfig, policy: Box<dyn MemoryPolicy>, device: &Device) -> Result<Self, PropagatorError> {
+        cfg.validate(net.method()).map_err(PropagatorError::Config)?;
         Ok(Propagator {
             net,
             cfg,
@@ -171,10 +252,33 @@ impl<'n> Propagator<'n> {
         self.groups.first().map(|g| g.bank.frames()).unwrap_or(0)
     }
 
+    /// Frames given so far (the index the next frame gets).
+    pub fn frames_seen(&self) -> usize {
+        self.next_index
+    }
+
+    /// The policy in use (its name, say).
+    pub fn policy(&self) -> &dyn MemoryPolicy {
+        self.policy.as_ref()
+    }
+
+    /// The network driven.
+    pub fn network(&self) -> &dyn MemoryNetwork {
+        self.net
+    }
+
     /// Segments the next frame. `new_objects` holds the masks of objects that appear in this
     /// frame (labels other than 0 and 255; each must be new). Returns `None` while no object
     /// is tracked yet (frames before the first mask).
     pub fn step(&mut self, frame: &Frame, new_objects: Option<&LabelMap>) -> Result<Option<StepOutput>, PropagatorError> {
+        let Some((index, probs, ids)) = self.step_probs(frame, new_objects)? else { return Ok(None) };
+        let labels = LabelMap::from_argmax(probs.view(), &ids).map_err(data_err)?;
+        Ok(Some(StepOutput { index, probs, ids, labels }))
+    }
+
+    /// [`Self::step`] without the argmax: `(frame index, probabilities [K + 1, H, W], channel
+    /// labels)`, for a caller that resizes the probabilities first.
+    pub fn step_probs(&mut self, frame: &Frame, new_objects: Option<&LabelMap>) -> Result<Option<(usize, Array3<f32>, Vec<u8>)>, PropagatorError> {
         let index = self.next_index;
         let (h, w) = (frame.height(), frame.width());
         if h == 0 || w == 0 {
@@ -183,7 +287,7 @@ impl<'n> Propagator<'n> {
         match self.size {
             None => {
                 self.size = Some((h, w));
-                self.pad = Pad::to_multiple(h, w, 16);
+                self.pad = Pad::to_multiple(h, w, 16).map_err(|e| PropagatorError::Config(e.to_string()))?;
             }
             Some((wh, ww)) if (wh, ww) != (h, w) => {
                 return Err(PropagatorError::FrameSizeChanged { frame: index, got_w: w, got_h: h, want_w: ww, want_h: wh });
@@ -208,9 +312,13 @@ impl<'n> Propagator<'n> {
             return Ok(None);
         }
 
-        self.flush_pending()?;
         let image = self.tensor(pad_chw(frame.to_normalized().view(), self.pad))?;
-        let key = self.net.encode_key(image.clone());
+        let previous = match &self.pending {
+            Some(p) if self.net.uses_previous_mask() => Some(p.objects.clone().max_dim(0)),
+            _ => None,
+        };
+        self.flush_pending(&image)?;
+        let query = self.net.encode_query(image.clone(), previous);
 
         // Propagate the tracked objects: `full` is `[K + 1, 1, H_pad, W_pad]`, background first.
         let mut full: Option<Tensor<4>> = None;
@@ -218,19 +326,16 @@ impl<'n> Propagator<'n> {
             let mut readouts = Vec::with_capacity(self.groups.len());
             for g in &mut self.groups {
                 let positions = g.policy.read(index, &g.bank.stored());
-                readouts.push(g.bank.read(key.k16.clone(), Some(&positions))?);
+                readouts.push(self.net.read_memory(&query, &g.bank, &positions)?);
             }
-            let logits = self.net.decode(Tensor::cat(readouts, 0), &key);
-            full = Some(aggregate(burn::tensor::activation::sigmoid(logits)));
+            let logits = self.net.decode(&query, Tensor::cat(readouts, 0));
+            full = Some(aggregate(sigmoid(logits)));
         }
 
         // Bring in the new objects: their masks overwrite the propagated probabilities.
         if let Some(mask) = new_objects.filter(|_| !new_ids.is_empty()) {
             let onehot = self.tensor(pad_chw(mask.one_hot(&new_ids).view(), self.pad))?;
-            let [kn, hp, wp] = {
-                let d = onehot.dims();
-                [d[1], d[2], d[3]]
-            };
+            let [_, kn, hp, wp] = onehot.dims();
             let onehot = onehot.reshape([kn, 1, hp, wp]);
             let combined = match full.take() {
                 Some(old) => {
@@ -243,38 +348,55 @@ impl<'n> Propagator<'n> {
             };
             let first = self.ids.len();
             self.ids.extend(&new_ids);
-            let read = ReadConfig { chunk: self.cfg.chunk, ..ReadConfig::stcn(self.cfg.top_k) };
+            let read = self.read_config(hp, wp);
             self.groups.push(Group { bank: MemoryBank::new(read), policy: self.policy.fresh(), objects: (first..self.ids.len()).collect() });
             full = Some(aggregate(combined));
         }
         let full = full.ok_or_else(|| PropagatorError::Data("no objects".into()))?;
         let objects = full.clone().narrow(0, 1, self.ids.len());
 
-        self.pending = Some(Pending {
-            index,
-            image,
-            key: key.k16.clone(),
-            f16: key.features.f16.clone(),
-            objects,
-            interaction: !new_ids.is_empty(),
-        });
+        self.pending = Some(Pending { index, image, query, objects, interaction: !new_ids.is_empty() });
         self.output(index, full).map(Some)
     }
 
-    /// The policy in use (its name, say).
-    pub fn policy(&self) -> &dyn MemoryPolicy {
-        self.policy.as_ref()
+    /// How a new bank reads, for padded frames of `hp × wp`.
+    fn read_config(&self, hp: usize, wp: usize) -> ReadConfig {
+        let selection = match (self.cfg.top_k, self.cfg.kernel) {
+            (Some(k), Some(sigma)) => Selection::Kernelized { k, sigma, h: hp / 16, w: wp / 16 },
+            (Some(k), None) => Selection::TopK(k),
+            (None, _) => Selection::Full,
+        };
+        ReadConfig { similarity: self.net.similarity(), selection, chunk: self.cfg.chunk }
     }
 
     /// Offers the previous frame to each group's policy and writes it where they say so.
-    fn flush_pending(&mut self) -> Result<(), PropagatorError> {
+    /// `next` is the frame that follows it (the one being segmented now).
+    fn flush_pending(&mut self, next: &Tensor<4>) -> Result<(), PropagatorError> {
         let Some(p) = self.pending.take() else { return Ok(()) };
-        let quality = if self.groups.iter().any(|g| g.policy.uses_quality()) { Some(self.quality(&p.objects)?) } else { None };
+        let encode = |p: &Pending| {
+            let next = self.net.uses_next_frame().then(|| next.clone());
+            self.net.encode_memory(p.image.clone(), &p.query, p.objects.clone(), next)
+        };
+        let wants_quality = self.groups.iter().any(|g| g.policy.uses_quality());
+        let mut encoded: Option<MemoryEncoding> = None;
+        let (quality, from_head) = if !wants_quality {
+            (None, false)
+        } else if self.net.has_quality_head() {
+            let e = encode(&p);
+            let q = e.quality.clone();
+            encoded = Some(e);
+            (q, true)
+        } else {
+            (Some(self.quality(&p.objects)?), false)
+        };
         let mut decisions = Vec::with_capacity(self.groups.len());
         for g in &mut self.groups {
             let q = quality.as_ref().map(|qs| {
-                let nonzero: Vec<f32> = g.objects.iter().map(|&o| qs[o]).filter(|&q| q > 0.0).collect();
-                if nonzero.is_empty() { 0.0 } else { nonzero.iter().sum::<f32>() / nonzero.len() as f32 }
+                let scores: Vec<f32> = g.objects.iter().filter_map(|&o| qs.get(o).copied()).collect();
+                // QDMN averages all objects' scores, except on the annotated frame whose
+                // non-zero scores set the reference; the proxy skips empty objects.
+                let kept: Vec<f32> = if from_head && !p.interaction { scores } else { scores.into_iter().filter(|&q| q > 0.0).collect() };
+                if kept.is_empty() { 0.0 } else { kept.iter().sum::<f32>() / kept.len() as f32 }
             });
             let decision = g.policy.write(&Candidate { frame: p.index, quality: q, annotated: p.interaction }, &g.bank.stored());
             decisions.push((decision, q));
@@ -283,18 +405,23 @@ impl<'n> Propagator<'n> {
             self.groups.iter_mut().for_each(|g| g.bank.clear_temporary());
             return Ok(());
         }
-        let values = self.net.encode_value(p.image, p.f16, p.objects);
-        let [_, cv, h, w] = values.dims();
+        let enc = match encoded {
+            Some(e) => e,
+            None => encode(&p),
+        };
+        let total = self.ids.len();
+        let per_object = self.net.key_kind() == KeyKind::PerObject;
         for (g, (decision, q)) in self.groups.iter_mut().zip(decisions) {
-            let idx: Vec<i64> = g.objects.iter().map(|&o| o as i64).collect();
-            let sel = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(idx.clone(), [idx.len()]), &self.device);
-            let v = values.clone().select(0, sel).reshape([idx.len(), cv, h, w]);
+            let pick = |t: &Tensor<4>| select_objects(t, &g.objects, total, &self.device);
+            let key = if per_object { pick(&enc.key) } else { enc.key.clone() };
+            let value = pick(&enc.value);
+            let aux = enc.aux.as_ref().map(pick);
             match decision {
                 Write::Skip => g.bank.clear_temporary(),
-                Write::Temporary => g.bank.set_temporary(p.index, p.key.clone(), v)?,
+                Write::Temporary => g.bank.set_temporary_with_aux(p.index, key, value, aux)?,
                 Write::Permanent { evict } => {
                     g.bank.evict(&evict)?;
-                    g.bank.push(p.index, q, p.key.clone(), v)?;
+                    g.bank.push_with_aux(p.index, q, key, value, aux)?;
                 }
             }
         }
@@ -319,7 +446,7 @@ impl<'n> Propagator<'n> {
         Ok(Tensor::from_data(TensorData::new(v, [1, c, h, w]), &self.device))
     }
 
-    fn output(&self, index: usize, probs: Tensor<4>) -> Result<StepOutput, PropagatorError> {
+    fn output(&self, index: usize, probs: Tensor<4>) -> Result<(usize, Array3<f32>, Vec<u8>), PropagatorError> {
         let [c, _, hp, wp] = probs.dims();
         let v = probs.into_data().try_to_vec::<f32>().map_err(data_err)?;
         let padded = Array3::from_shape_vec((c, hp, wp), v).map_err(data_err)?;
@@ -327,7 +454,6 @@ impl<'n> Propagator<'n> {
         let probs = padded.slice(s![.., p.top..hp - p.bottom, p.left..wp - p.right]).to_owned();
         let mut ids = vec![0u8];
         ids.extend(&self.ids);
-        let labels = LabelMap::from_argmax(probs.view(), &ids).map_err(data_err)?;
-        Ok(StepOutput { index, probs, ids, labels })
+        Ok((index, probs, ids))
     }
 }

@@ -3,7 +3,9 @@
 //! format, and the deterministic formula of the parity fixtures (`WEIGHTS-FORMULA.md`).
 //!
 //! Loading is strict: missing tensors, unexpected tensors (other than BatchNorm's
-//! `num_batches_tracked`) and shape mismatches come back together as one [`WeightError`].
+//! `num_batches_tracked`) and shape mismatches come back together as one [`WeightError`]; a
+//! checkpoint of another method is refused as such. Each network file holds its own rename
+//! table (PyTorch name ↔ module path); this module only applies them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,8 @@ use burn::store::{
     ApplyError, ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
     PytorchStore, SafetensorsStore,
 };
-use memvos_backbone::DOWNSAMPLE_RENAMES;
+
+use crate::network::Method;
 
 /// Everything that can go wrong with a weights file.
 #[derive(Debug, thiserror::Error)]
@@ -22,69 +25,37 @@ pub enum WeightError {
     Read { path: PathBuf, reason: String },
     #[error("cannot write weights {path}: {reason}")]
     Write { path: PathBuf, reason: String },
-    #[error("{path} holds {found} weights, not {expected} weights")]
-    WrongMethod { path: PathBuf, expected: &'static str, found: &'static str },
+    #[error("cannot tell which method {path} holds: its keys match none of STCN, MiVOS, QDMN, GSFM, IMSFR (first keys: {}); pass --method", .sample.join(", "))]
+    UnknownMethod { path: PathBuf, sample: Vec<String> },
+    #[error("{path} holds {found} weights, not {expected} weights (asked for with --method {}); its keys against {expected}'s:{}", .expected.id(), list_problems(.missing, .unexpected, &[]))]
+    WrongMethod { path: PathBuf, expected: Method, found: Method, missing: Vec<String>, unexpected: Vec<String> },
     #[error("{path} does not fit the {method} network:{}", list_problems(.missing, .unexpected, .shapes))]
-    Mismatch { path: PathBuf, method: &'static str, missing: Vec<String>, unexpected: Vec<String>, shapes: Vec<String> },
+    Mismatch { path: PathBuf, method: Method, missing: Vec<String>, unexpected: Vec<String>, shapes: Vec<String> },
+    #[error("{path}: the network configuration stored in the file is not valid: {reason}")]
+    Config { path: PathBuf, reason: String },
+}
+
+/// The first 20 of a list, then "… and N more".
+pub fn cut_list(items: &[String], max: usize) -> String {
+    let shown: Vec<&str> = items.iter().take(max).map(String::as_str).collect();
+    let more = if items.len() > max { format!(" … and {} more", items.len() - max) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
 }
 
 fn list_problems(missing: &[String], unexpected: &[String], shapes: &[String]) -> String {
     let mut s = String::new();
     for (what, items) in [("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)] {
         if !items.is_empty() {
-            let shown: Vec<&str> = items.iter().take(20).map(String::as_str).collect();
-            let more = if items.len() > 20 { format!(" … and {} more", items.len() - 20) } else { String::new() };
-            s.push_str(&format!("\n  {} {what}: {}{more}", items.len(), shown.join(", ")));
+            s.push_str(&format!("\n  {} {what}: {}", items.len(), cut_list(items, 20)));
         }
     }
     s
 }
 
-/// The methods whose checkpoints memvos knows, recognised by their top-level key prefixes
-/// (methods.md §3.3).
-pub fn detect_method(keys: &[String]) -> Option<&'static str> {
-    let has = |p: &str| keys.iter().any(|k| k.starts_with(p));
-    if has("conv_fusion1v.") {
-        Some("IMSFR")
-    } else if has("lfm.") {
-        Some("GSFM")
-    } else if has("aspp.") || has("score.") {
-        Some("QDMN")
-    } else if has("mask_rgb_encoder.") && has("kv_m_f16.") {
-        Some("MiVOS")
-    } else if has("key_encoder.") && has("value_encoder.") && has("key_proj.") {
-        Some("STCN")
-    } else {
-        None
-    }
-}
-
-/// PyTorch `state_dict` name → our module path, for STCN (the whole mapping; every other name
-/// is equal). Applied in order.
-pub fn stcn_key_renames() -> Vec<(&'static str, &'static str)> {
-    let mut v = vec![
-        (r"^key_encoder\.res2\.", "key_encoder.layer1."),
-        (r"^value_encoder\.(conv1|bn1|layer1|layer2|layer3)\.", "value_encoder.trunk.$1."),
-        (r"\.attention\.ChannelGate\.mlp\.1\.", ".attention.channel_gate.fc1."),
-        (r"\.attention\.ChannelGate\.mlp\.3\.", ".attention.channel_gate.fc2."),
-        (r"\.attention\.SpatialGate\.spatial\.conv\.", ".attention.spatial_gate.conv."),
-    ];
-    v.extend(DOWNSAMPLE_RENAMES);
-    v
-}
-
-/// Our module path → PyTorch name (the inverse of [`stcn_key_renames`]), for saving.
-pub fn stcn_key_renames_inverse() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r"^key_encoder\.layer1\.", "key_encoder.res2."),
-        (r"^value_encoder\.trunk\.", "value_encoder."),
-        (r"\.attention\.channel_gate\.fc1\.", ".attention.ChannelGate.mlp.1."),
-        (r"\.attention\.channel_gate\.fc2\.", ".attention.ChannelGate.mlp.3."),
-        (r"\.attention\.spatial_gate\.conv\.", ".attention.SpatialGate.spatial.conv."),
-        (r"\.downsample\.conv\.", ".downsample.0."),
-        (r"\.downsample\.bn\.", ".downsample.1."),
-    ]
-}
+/// The safetensors metadata key holding the method of a memvos checkpoint.
+pub const METHOD_KEY: &str = "memvos.method";
+/// The safetensors metadata key holding a memvos checkpoint's network configuration (JSON).
+pub const CONFIG_KEY: &str = "memvos.config";
 
 /// Applies a rename table to one name (what the stores do to every key).
 pub fn rename(name: &str, table: &[(&str, &str)]) -> String {
@@ -98,7 +69,7 @@ pub fn rename(name: &str, table: &[(&str, &str)]) -> String {
 }
 
 fn remapper(table: &[(&str, &str)]) -> KeyRemapper {
-    // The patterns are constants of this module, checked by the tests.
+    // The patterns are constants of the network files, checked by the tests.
     KeyRemapper::from_patterns(table.to_vec()).unwrap_or_default()
 }
 
@@ -120,12 +91,102 @@ impl Format {
             "pth" | "pt" | "ckpt" | "tar" => Ok(Format::Pytorch),
             "safetensors" => Ok(Format::Safetensors),
             "bpk" | "burnpack" => Ok(Format::Burnpack),
-            _ => Err(WeightError::Read { path: path.to_path_buf(), reason: "unknown extension (expected .pth, .safetensors or .bpk)".into() }),
+            _ => Err(WeightError::Read { path: path.to_path_buf(), reason: format!("unknown extension {ext:?} (expected .pth, .safetensors or .bpk)") }),
         }
     }
 }
 
-fn check(result: ApplyResult, path: &Path, method: &'static str) -> Result<usize, WeightError> {
+fn read_err(path: &Path, e: impl std::fmt::Display) -> WeightError {
+    WeightError::Read { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// The largest safetensors header memvos reads (the published checkpoints' are ~60 KB).
+const MAX_HEADER: u64 = 64 << 20;
+
+/// A safetensors file's header: tensor names with their dtype and shape, and the metadata.
+fn safetensors_header(path: &Path) -> Result<(Vec<(String, String, Vec<usize>)>, BTreeMap<String, String>), WeightError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| read_err(path, e))?;
+    let file_len = f.metadata().map_err(|e| read_err(path, e))?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|_| read_err(path, "not a safetensors file: shorter than its 8-byte header length"))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER || n + 8 > file_len {
+        return Err(read_err(path, format!("not a safetensors file: header length {n} does not fit a {file_len}-byte file")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| read_err(path, e))?;
+    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| read_err(path, format!("safetensors header is not JSON: {e}")))?;
+    let obj = json.as_object().ok_or_else(|| read_err(path, "safetensors header is not a JSON object"))?;
+    let mut tensors = Vec::new();
+    let mut meta = BTreeMap::new();
+    for (name, v) in obj {
+        if name == "__metadata__" {
+            if let Some(m) = v.as_object() {
+                for (k, v) in m {
+                    meta.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
+                }
+            }
+            continue;
+        }
+        let dtype = v.get("dtype").and_then(|d| d.as_str()).unwrap_or("?").to_string();
+        let shape = v.get("shape").and_then(|s| s.as_array()).map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as usize).collect()).unwrap_or_default();
+        tensors.push((name.clone(), dtype, shape));
+    }
+    Ok((tensors, meta))
+}
+
+/// The tensor names of a weights file without loading the tensors: PyTorch names for `.pth`
+/// and `.safetensors`, module paths for `.bpk`.
+pub fn read_keys(path: &Path) -> Result<Vec<String>, WeightError> {
+    if !path.is_file() {
+        return Err(read_err(path, if path.exists() { "not a file" } else { "no such file" }));
+    }
+    let mut keys = match Format::of(path)? {
+        Format::Pytorch => pytorch_reader::PytorchReader::new(path).map_err(|e| read_err(path, e))?.keys(),
+        Format::Safetensors => {
+            let (tensors, _) = safetensors_header(path)?;
+            let bad: Vec<String> = tensors.iter().filter(|(n, d, _)| d != "F32" && !n.ends_with("num_batches_tracked")).map(|(n, d, _)| format!("{n} ({d})")).collect();
+            if !bad.is_empty() {
+                return Err(read_err(path, format!("memvos reads float32 weights; {} tensor(s) have another type: {} (convert them to float32 first)", bad.len(), cut_list(&bad, 5))));
+            }
+            tensors.into_iter().map(|(n, _, _)| n).collect()
+        }
+        Format::Burnpack => BurnpackStore::from_file(path).keys().map_err(|e| read_err(path, e))?,
+    };
+    keys.sort();
+    Ok(keys)
+}
+
+/// A weights file's metadata (safetensors `__metadata__`; empty for other formats).
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, WeightError> {
+    match Format::of(path)? {
+        Format::Safetensors => Ok(safetensors_header(path)?.1),
+        _ => Ok(BTreeMap::new()),
+    }
+}
+
+/// The method a weights file holds: from memvos's metadata when present, else by its keys.
+pub fn detect(path: &Path) -> Result<Method, WeightError> {
+    if let Some(m) = read_metadata(path)?.get(METHOD_KEY) {
+        return m.parse().map_err(|e: String| WeightError::Config { path: path.to_path_buf(), reason: e });
+    }
+    let keys = read_keys(path)?;
+    Method::detect(&keys).ok_or_else(|| WeightError::UnknownMethod { path: path.to_path_buf(), sample: keys.into_iter().take(5).collect() })
+}
+
+/// The PyTorch `state_dict` names a module expects (without `num_batches_tracked`).
+pub fn expected_names<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &[(&str, &str)]) -> Vec<String> {
+    formula::state_dict_entries(module, inverse_renames).into_iter().map(|(n, _)| n).collect()
+}
+
+fn key_diff(file: &[String], expected: &[String]) -> (Vec<String>, Vec<String>) {
+    let file: std::collections::BTreeSet<&String> = file.iter().filter(|k| !k.ends_with("num_batches_tracked")).collect();
+    let want: std::collections::BTreeSet<&String> = expected.iter().collect();
+    (want.difference(&file).map(|s| s.to_string()).collect(), file.difference(&want).map(|s| s.to_string()).collect())
+}
+
+fn check(result: ApplyResult, path: &Path, method: Method) -> Result<usize, WeightError> {
     let unexpected: Vec<String> = result.unused.iter().filter(|k| !k.ends_with("num_batches_tracked")).cloned().collect();
     let missing: Vec<String> = result.missing.iter().map(|(p, _)| p.clone()).collect();
     let shapes: Vec<String> = result
@@ -143,21 +204,24 @@ fn check(result: ApplyResult, path: &Path, method: &'static str) -> Result<usize
     }
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> WeightError {
-    WeightError::Read { path: path.to_path_buf(), reason: e.to_string() }
-}
-
 /// Loads weights into `module` from a `.pth`, `.safetensors` (PyTorch names) or `.bpk` file.
-/// `renames` maps PyTorch names to module paths; `method` names the network in errors, and a
-/// file recognisably of another method is refused as such. Returns the number of tensors applied.
-pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: &'static str, renames: &[(&str, &str)]) -> Result<usize, WeightError> {
-    if !path.is_file() {
-        return Err(read_err(path, "no such file"));
+/// `renames` maps PyTorch names to module paths and `inverse` back; `method` names the network
+/// in errors. A file recognisably of another method is refused with both methods named and the
+/// keys that differ. Returns the number of tensors applied.
+pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: Method, renames: &[(&str, &str)], inverse: &[(&str, &str)]) -> Result<usize, WeightError> {
+    let keys = read_keys(path)?;
+    let format = Format::of(path)?;
+    if let Some(found) = Method::detect(&keys).filter(|&f| f != method) {
+        let expected: Vec<String> = match format {
+            Format::Burnpack => module.collect(None, None, false).into_iter().map(|t| t.name.clone()).collect(),
+            _ => expected_names(module, inverse),
+        };
+        let (missing, unexpected) = key_diff(&keys, &expected);
+        return Err(WeightError::WrongMethod { path: path.to_path_buf(), expected: method, found, missing, unexpected });
     }
-    let result = match Format::of(path)? {
+    let result = match format {
         Format::Pytorch => {
             let mut store = PytorchStore::from_file(path).map_indices_contiguous(false).allow_partial(true).validate(false).remap(remapper(renames));
-            refuse_other_method(&mut store, path, method, renames)?;
             module.load_from(&mut store).map_err(|e| read_err(path, e))?
         }
         Format::Safetensors => {
@@ -167,7 +231,6 @@ pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: &'s
                 .allow_partial(true)
                 .validate(false)
                 .remap(remapper(renames));
-            refuse_other_method(&mut store, path, method, renames)?;
             module.load_from(&mut store).map_err(|e| read_err(path, e))?
         }
         Format::Burnpack => {
@@ -178,21 +241,26 @@ pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: &'s
     check(result, path, method)
 }
 
-fn refuse_other_method<S: ModuleStore>(store: &mut S, path: &Path, method: &'static str, renames: &[(&str, &str)]) -> Result<(), WeightError> {
-    let keys = store.keys().map_err(|e| read_err(path, e))?;
-    // Keys come back renamed; undo the renames that change top-level prefixes before matching.
-    let _ = renames;
-    match detect_method(&keys) {
-        Some(found) if found != method => Err(WeightError::WrongMethod { path: path.to_path_buf(), expected: method, found }),
-        _ => Ok(()),
-    }
+/// Loads weights from the bytes of a safetensors file (PyTorch names), strictly, as [`load`].
+pub fn load_safetensors_bytes<M: Module + ModuleSnapshot>(module: &mut M, bytes: &[u8], label: &Path, method: Method, renames: &[(&str, &str)]) -> Result<usize, WeightError> {
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .map_indices_contiguous(false)
+        .allow_partial(true)
+        .validate(false)
+        .remap(remapper(renames));
+    let result = module.load_from(&mut store).map_err(|e| read_err(label, e))?;
+    check(result, label, method)
 }
 
 /// Saves `module` as safetensors with PyTorch names and layouts (readable by PyTorch's
-/// `safetensors.torch.load_file`), atomically.
-pub fn save_safetensors<M: Module + ModuleSnapshot>(module: &M, path: &Path, inverse_renames: &[(&str, &str)]) -> Result<(), WeightError> {
+/// `safetensors.torch.load_file`), with `metadata`, atomically.
+pub fn save_safetensors<M: Module + ModuleSnapshot>(module: &M, path: &Path, inverse_renames: &[(&str, &str)], metadata: &[(&str, String)]) -> Result<(), WeightError> {
     let werr = |e: &dyn std::fmt::Display| WeightError::Write { path: path.to_path_buf(), reason: e.to_string() };
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter).remap(remapper(inverse_renames));
+    for (k, v) in metadata {
+        store = store.metadata(*k, v.clone());
+    }
     module.save_into(&mut store).map_err(|e| werr(&e))?;
     let bytes = store.get_bytes().map_err(|e| werr(&e))?;
     memvos_data::write_atomic(path, &bytes).map_err(|e| werr(&e))
@@ -266,22 +334,38 @@ pub mod formula {
         v
     }
 
-    /// Writes a formula-filled `state_dict` (names and PyTorch shapes given) as a safetensors
-    /// file, so it can be imported exactly like a converted checkpoint.
+    /// Writes a formula-filled `state_dict` (names and PyTorch shapes given) as a `.safetensors`
+    /// or `.pth` file (by extension), so it can be imported exactly like a published checkpoint.
+    /// A `.pth` also holds each BatchNorm's `num_batches_tracked` (0), as `torch.save` writes it.
     pub fn write_state_dict(entries: &[(String, Vec<usize>)], path: &Path) -> Result<(), WeightError> {
         let werr = |e: String| WeightError::Write { path: path.to_path_buf(), reason: e };
-        let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-        for (name, shape) in entries {
-            if let Some(v) = fill(name, shape) {
-                data.insert(name.clone(), (shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        match Format::of(path)? {
+            Format::Pytorch => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (name, shape) in entries {
+                    out.push((name.clone(), shape.clone(), crate::pth::PthData::F32(fill(name, shape).unwrap_or_default())));
+                    if let Some(bn) = name.strip_suffix(".running_var") {
+                        out.push((format!("{bn}.num_batches_tracked"), vec![], crate::pth::PthData::I64(vec![0])));
+                    }
+                }
+                crate::pth::write(path, &out).map_err(werr)
             }
+            Format::Safetensors => {
+                let mut data: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+                for (name, shape) in entries {
+                    if let Some(v) = fill(name, shape) {
+                        data.insert(name.clone(), (shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+                    }
+                }
+                let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+                    .iter()
+                    .map(|(n, (s, b))| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| werr(e.to_string()))?;
+                let bytes = safetensors::serialize(views, None).map_err(|e| werr(e.to_string()))?;
+                memvos_data::write_atomic(path, &bytes).map_err(|e| werr(e.to_string()))
+            }
+            Format::Burnpack => Err(werr("formula weights are written as .pth or .safetensors (PyTorch names)".into())),
         }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-            .iter()
-            .map(|(n, (s, b))| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| werr(e.to_string()))?;
-        let bytes = safetensors::serialize(views, None).map_err(|e| werr(e.to_string()))?;
-        memvos_data::write_atomic(path, &bytes).map_err(|e| werr(e.to_string()))
     }
 }

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use memvos_data::{Frame, LabelMap};
-use memvos_model::weights::{WeightError, formula, stcn_key_renames, stcn_key_renames_inverse};
-use memvos_model::{Propagator, PropagatorConfig, PropagatorError, Stcn, load_stcn, save_stcn, write_formula_stcn};
+use memvos_model::stcn::{key_renames as stcn_key_renames, key_renames_inverse as stcn_key_renames_inverse};
+use memvos_model::weights::{WeightError, formula};
+use memvos_model::{Method, Propagator, PropagatorConfig, PropagatorError, Stcn, load_stcn, save_stcn, write_formula_stcn};
 use ndarray::Array2;
 use serde_json::Value;
 
@@ -77,7 +78,7 @@ fn weights_of_another_method_are_refused_as_such() {
     ];
     let p = write(&mivos, dir.path(), "propagation_model.safetensors");
     let err = load_stcn(&p, &Device::flex()).unwrap_err();
-    assert!(matches!(err, WeightError::WrongMethod { found: "MiVOS", expected: "STCN", .. }), "{err}");
+    assert!(matches!(err, WeightError::WrongMethod { found: Method::Mivos, expected: Method::Stcn, .. }), "{err}");
     let missing = dir.path().join("nope.pth");
     assert!(matches!(load_stcn(&missing, &Device::flex()).unwrap_err(), WeightError::Read { .. }));
     let garbage = dir.path().join("garbage.pth");

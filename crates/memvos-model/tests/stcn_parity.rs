@@ -213,7 +213,7 @@ fn small_state_dict_pth_reads_back_the_formula() {
     let mut store = PytorchStore::from_file(fixture().join("small_state_dict.pth"))
         .map_indices_contiguous(false)
         .allow_partial(true)
-        .remap(KeyRemapper::from_patterns(memvos_model::weights::stcn_key_renames()).unwrap());
+        .remap(KeyRemapper::from_patterns(memvos_model::stcn::key_renames()).unwrap());
     let result = net.load_from(&mut store).unwrap();
     assert_eq!(result.applied.len(), 4, "{result:?}");
     let check = |name: &str, got: Vec<f32>, shape: &[usize]| {

@@ -1,0 +1,253 @@
+//! QDMN — "Learning Quality-aware Dynamic Memory for Video Object Segmentation" (Liu et al.;
+//! ECCV 2022), yongliu20/QDMN. Built on MiVOS, not STCN (methods.md §2.3): per-object memory
+//! keys from a ResNet-50 memory encoder, dot-product affinity, the MiVOS decoder, plus
+//!
+//! 1. a gate on the query features from the previous frame's mask (`concat_conv`),
+//! 2. ASPP between the memory readout and the decoder,
+//! 3. a quality head (`score`) on the memory encoder's features, whose scores decide which
+//!    frames the memory keeps ([`memvos_memory::Qdmn`]).
+//!
+//! Both ResNet-50s carry conv biases ("mod_resnet"). Reads like the figure: query encoder →
+//! gate → key/value heads → per-object read → ASPP → decoder; memory encoder → key/value heads
+//! and quality head.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Tensor};
+use memvos_backbone::{Depth, ResNet, ResNetConfig};
+use memvos_memory::Similarity;
+
+use crate::blocks::{MivosDecoder, conv, expand_batch, resize_bilinear};
+use crate::mivos::{KeyValue, MivosConfig, memory_features};
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
+
+/// The quality head's fixed input size (its first linear layer sees `256 × 12 × 12`).
+pub const SCORE_INPUT: usize = 24;
+
+fn conv_nb(i: usize, o: usize, k: usize, dilation: usize, device: &Device) -> Conv2d {
+    let p = dilation * (k / 2);
+    Conv2dConfig::new([i, o], [k, k]).with_dilation([dilation, dilation]).with_padding(PaddingConfig2d::Explicit(p, p, p, p)).with_bias(false).init(device)
+}
+
+/// One ASPP branch: a bias-free (atrous) conv, BatchNorm, ReLU.
+#[derive(Module, Debug)]
+pub struct AsppBranch {
+    pub atrous_conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl AsppBranch {
+    fn new(i: usize, o: usize, k: usize, dilation: usize, device: &Device) -> Self {
+        AsppBranch { atrous_conv: conv_nb(i, o, k, dilation, device), bn: BatchNormConfig::new(o).init(device) }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.bn.forward(self.atrous_conv.forward(x)))
+    }
+}
+
+/// ASPP's image-pooling branch: global average → 1×1 conv → BN → ReLU (PyTorch
+/// `global_avg_pool.1` / `.2`).
+#[derive(Module, Debug)]
+pub struct ImagePool {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+/// DeepLab's atrous spatial pyramid pooling on `[K, 1024, h, w]`: 1×1 and 3×3 with dilations
+/// 6, 12, 18, plus image pooling, each 256 channels, concatenated, 1×1 back to 1024, BN, ReLU
+/// (the Dropout(0.1) after it is inactive at inference).
+#[derive(Module, Debug)]
+pub struct Aspp {
+    pub aspp1: AsppBranch,
+    pub aspp2: AsppBranch,
+    pub aspp3: AsppBranch,
+    pub aspp4: AsppBranch,
+    pub global_avg_pool: ImagePool,
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm,
+}
+
+impl Aspp {
+    pub fn new(channels: usize, branch: usize, device: &Device) -> Self {
+        Aspp {
+            aspp1: AsppBranch::new(channels, branch, 1, 1, device),
+            aspp2: AsppBranch::new(channels, branch, 3, 6, device),
+            aspp3: AsppBranch::new(channels, branch, 3, 12, device),
+            aspp4: AsppBranch::new(channels, branch, 3, 18, device),
+            global_avg_pool: ImagePool { conv: conv_nb(channels, branch, 1, 1, device), bn: BatchNormConfig::new(branch).init(device) },
+            conv1: conv_nb(5 * branch, channels, 1, 1, device),
+            bn1: BatchNormConfig::new(channels).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [k, _, h, w] = x.dims();
+        let pooled = x.clone().mean_dim(3).mean_dim(2);
+        let pooled = relu(self.global_avg_pool.bn.forward(self.global_avg_pool.conv.forward(pooled)));
+        // Bilinear from 1×1 (align_corners = True) is a broadcast.
+        let c = pooled.dims()[1];
+        let pooled = pooled.expand([k, c, h, w]);
+        let branches = vec![self.aspp1.forward(x.clone()), self.aspp2.forward(x.clone()), self.aspp3.forward(x.clone()), self.aspp4.forward(x), pooled];
+        relu(self.bn1.forward(self.conv1.forward(Tensor::cat(branches, 1))))
+    }
+}
+
+/// The quality assessment head (`score`): the memory encoder's f16 resized to 24×24, three
+/// 3×3 convs and a strided one (ReLU after each), flattened channel-major, two linear layers
+/// with ReLU (the published head's activations).
+#[derive(Module, Debug)]
+pub struct Score {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub conv3: Conv2d,
+    pub conv4: Conv2d,
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl Score {
+    pub fn new(input: usize, device: &Device) -> Self {
+        let half = SCORE_INPUT / 2;
+        Score {
+            conv1: conv(input, 256, 3, device),
+            conv2: conv(256, 256, 3, device),
+            conv3: conv(256, 256, 3, device),
+            conv4: Conv2dConfig::new([256, 256], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device),
+            fc1: LinearConfig::new(256 * half * half, 1024).init(device),
+            fc2: LinearConfig::new(1024, 1).init(device),
+        }
+    }
+
+    /// `conv4`'s output before its ReLU, `[K, 256, 12, 12]`, from f16 `[K, C, h, w]`.
+    pub fn conv4_logits(&self, f16: Tensor<4>) -> Tensor<4> {
+        let x = resize_bilinear(f16, SCORE_INPUT, SCORE_INPUT);
+        let x = relu(self.conv1.forward(x));
+        let x = relu(self.conv2.forward(x));
+        let x = relu(self.conv3.forward(x));
+        self.conv4.forward(x)
+    }
+
+    /// Quality scores `[K, 1]` (≥ 0) from f16 `[K, C, h, w]`.
+    pub fn forward(&self, f16: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.conv4_logits(f16));
+        let [k, c, h, w] = x.dims();
+        let x: Tensor<2> = x.reshape([k, c * h * w]);
+        relu(self.fc2.forward(relu(self.fc1.forward(x))))
+    }
+}
+
+/// The QDMN evaluation network; field names are the `state_dict` prefixes of the published
+/// checkpoint.
+#[derive(Module, Debug)]
+pub struct Qdmn {
+    pub mask_rgb_encoder: ResNet,
+    pub rgb_encoder: ResNet,
+    pub kv_m_f16: KeyValue,
+    pub kv_q_f16: KeyValue,
+    pub decoder: MivosDecoder,
+    pub aspp: Aspp,
+    pub score: Score,
+    pub concat_conv: Conv2d,
+}
+
+/// QDMN's shape: MiVOS's, with conv biases in the query encoder too.
+pub fn published_config() -> MivosConfig {
+    MivosConfig { query_encoder: ResNetConfig::new(Depth::R50, 3, true), ..MivosConfig::published() }
+}
+
+impl Qdmn {
+    /// The published network with burn's default initialisation (load weights into it).
+    pub fn new(device: &Device) -> Self {
+        Self::with_config(&published_config(), device)
+    }
+
+    pub fn with_config(cfg: &MivosConfig, device: &Device) -> Self {
+        let [_, _, m16] = cfg.memory_encoder.channels();
+        let [_, _, q16] = cfg.query_encoder.channels();
+        let decoder_in = 2 * cfg.value_dim;
+        Qdmn {
+            mask_rgb_encoder: cfg.memory_encoder.init(device),
+            rgb_encoder: cfg.query_encoder.init(device),
+            kv_m_f16: KeyValue::new(m16, cfg.key_dim, cfg.value_dim, device),
+            kv_q_f16: KeyValue::new(q16, cfg.key_dim, cfg.value_dim, device),
+            decoder: MivosDecoder::new(cfg.decoder_widths(decoder_in), device),
+            aspp: Aspp::new(decoder_in, decoder_in / 4, device),
+            score: Score::new(m16, device),
+            concat_conv: conv(q16 + 1, 1, 3, device),
+        }
+    }
+
+    /// The query gate: `previous` `[1, 1, H, W]` resized bilinearly to f16's grid, concatenated
+    /// with f16, `concat_conv` → gate logits `[1, 1, h, w]`; returns `(logits, f16 · σ(logits))`.
+    pub fn gate(&self, f16: Tensor<4>, previous: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [_, _, h, w] = f16.dims();
+        let m = resize_bilinear(previous, h, w);
+        let logits = self.concat_conv.forward(Tensor::cat(vec![f16.clone(), m], 1));
+        let gated = f16 * sigmoid(logits.clone());
+        (logits, gated)
+    }
+}
+
+impl MemoryNetwork for Qdmn {
+    fn method(&self) -> Method {
+        Method::Qdmn
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        KeyKind::PerObject
+    }
+
+    fn similarity(&self) -> Similarity {
+        Similarity::Dot
+    }
+
+    fn uses_previous_mask(&self) -> bool {
+        true
+    }
+
+    fn has_quality_head(&self) -> bool {
+        true
+    }
+
+    /// Without a previous mask (the first frame of a video) the features are not gated.
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        let features = self.rgb_encoder.forward(frame);
+        let f16 = match previous {
+            Some(p) => self.gate(features.f16.clone(), p).1,
+            None => features.f16.clone(),
+        };
+        let (k16, v16) = self.kv_q_f16.forward(f16);
+        Query { k16, v16, features }
+    }
+
+    fn encode_memory(&self, frame: Tensor<4>, _query: &Query, masks: Tensor<4>, _next: Option<Tensor<4>>) -> MemoryEncoding {
+        let f16 = memory_features(&self.mask_rgb_encoder, frame, masks);
+        let scores = self.score.forward(f16.clone()).into_data().try_to_vec::<f32>().ok();
+        let (key, value) = self.kv_m_f16.forward(f16);
+        MemoryEncoding { key, value, aux: None, quality: scores }
+    }
+
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        let k = readout.dims()[0];
+        let x = self.aspp.forward(Tensor::cat(vec![readout, expand_batch(&query.v16, k)], 1));
+        self.decoder.forward(x, expand_batch(&query.features.f8, k), expand_batch(&query.features.f4, k))
+    }
+}
+
+/// PyTorch `state_dict` name → module path for QDMN: MiVOS's table plus ASPP's image-pooling
+/// sequential (`global_avg_pool.1` conv, `.2` BatchNorm).
+pub fn key_renames() -> Vec<(&'static str, &'static str)> {
+    let mut v = crate::mivos::key_renames();
+    v.extend([(r"^aspp\.global_avg_pool\.1\.", "aspp.global_avg_pool.conv."), (r"^aspp\.global_avg_pool\.2\.", "aspp.global_avg_pool.bn.")]);
+    v
+}
+
+/// Module path → PyTorch name (the inverse of [`key_renames`]).
+pub fn key_renames_inverse() -> Vec<(&'static str, &'static str)> {
+    let mut v = crate::mivos::key_renames_inverse();
+    v.extend([(r"^aspp\.global_avg_pool\.conv\.", "aspp.global_avg_pool.1."), (r"^aspp\.global_avg_pool\.bn\.", "aspp.global_avg_pool.2.")]);
+    v
+}

@@ -1,0 +1,202 @@
+//! Shared by the parity tests: reading a fixture (golden tensors, manifest), filling a
+//! checkpoint by the formula, and per-element comparisons.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use memvos_data::{Frame, LabelMap};
+use memvos_model::weights::formula;
+use ndarray::{Array2, Array3};
+use serde_json::Value;
+
+/// `tests/fixtures/<name>` of the repository.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+}
+
+pub struct Golden {
+    tensors: HashMap<String, (Vec<usize>, Vec<u8>, safetensors::Dtype)>,
+    /// The reference's own float32 noise per tensor (max abs difference between its 1-thread
+    /// and 2-thread runs), from the manifest.
+    noise: HashMap<String, f64>,
+}
+
+/// How many times the reference's own noise a tensor may differ by.
+pub const NOISE_FACTOR: f64 = 10.0;
+/// The least tolerance, relative to the tensor's largest magnitude (for tensors the reference
+/// reproduced bit for bit across thread counts).
+pub const FLOOR: f64 = 1e-5;
+
+impl Golden {
+    pub fn load(dir: &Path) -> Self {
+        let bytes = std::fs::read(dir.join("golden.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let tensors = st.tensors().into_iter().map(|(n, v)| (n, (v.shape().to_vec(), v.data().to_vec(), v.dtype()))).collect();
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+        let noise = m["reference_noise_vs_2_threads"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v["max_abs"].as_f64().unwrap_or(0.0))).collect())
+            .unwrap_or_default();
+        Golden { tensors, noise }
+    }
+
+    /// The tolerance of tensor `name`: `atol = max(10 × the reference's own noise, 1e-5 ·
+    /// max|ref|)`, `rtol = 0`.
+    pub fn tol(&self, name: &str) -> Tol {
+        self.tol_like(name, name)
+    }
+
+    /// The tolerance of `name` with the noise the reference recorded for `like` (the same
+    /// computation on another frame).
+    pub fn tol_like(&self, name: &str, like: &str) -> Tol {
+        let (_, reference) = self.f32(name);
+        let scale = reference.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
+        let noise = self.noise.get(like).copied().unwrap_or(0.0);
+        Tol { atol: (NOISE_FACTOR * noise).max(FLOOR * scale), rtol: 0.0 }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let (s, b, d) = self.tensors.get(name).unwrap_or_else(|| panic!("golden tensor {name} missing"));
+        assert_eq!(*d, safetensors::Dtype::F32, "{name}");
+        (s.clone(), b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    pub fn tensor4(&self, name: &str, d: &Device) -> Tensor<4> {
+        let (s, v) = self.f32(name);
+        Tensor::from_data(TensorData::new(v, [s[0], s[1], s[2], s[3]]), d)
+    }
+
+    /// The fixture's frames (`input.frames_u8`, `[T, H, W, 3]` integers stored as f32).
+    pub fn frames(&self) -> Vec<Frame> {
+        let (s, v) = self.f32("input.frames_u8");
+        let (t, h, w) = (s[0], s[1], s[2]);
+        (0..t).map(|i| Frame::from_raw(h, w, v[i * h * w * 3..(i + 1) * h * w * 3].iter().map(|&x| x as u8).collect()).unwrap()).collect()
+    }
+
+    /// The first-frame masks (`input.first_masks`, one-hot `[K, 1, H, W]`) as a label map.
+    pub fn first_labels(&self) -> LabelMap {
+        let (s, m) = self.f32("input.first_masks");
+        let (k, h, w) = (s[0], s[2], s[3]);
+        LabelMap::new(Array2::from_shape_fn((h, w), |(y, x)| (0..k).find(|&o| m[o * h * w + y * w + x] > 0.5).map(|o| o as u8 + 1).unwrap_or(0)))
+    }
+}
+
+pub fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The manifest's `state_dict` rows: name, shape, row.
+pub fn manifest(dir: &Path) -> Vec<(String, Vec<usize>, Value)> {
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    m["state_dict"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect(), e.clone()))
+        .collect()
+}
+
+/// Checks our formula against the manifest's checksums (first four values, float64 sum) for
+/// every tensor; returns (tensors checked, `num_batches_tracked` buffers).
+pub fn check_formula(dir: &Path) -> (usize, usize) {
+    let mut checked = 0;
+    let mut buffers = 0;
+    for (name, shape, e) in manifest(dir) {
+        let Some(v) = formula::fill(&name, &shape) else {
+            assert!(name.ends_with("num_batches_tracked"), "{name}");
+            buffers += 1;
+            continue;
+        };
+        let first4: Vec<f32> = e["first4"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        assert_eq!(&v[..first4.len()], &first4[..], "{name} first4");
+        let sum: f64 = v.iter().map(|&x| x as f64).sum();
+        let want = e["sum_f64"].as_f64().unwrap();
+        assert!((sum - want).abs() <= 1e-9 * (1.0 + want.abs()) + 1e-7, "{name}: sum {sum} vs {want}");
+        checked += 1;
+    }
+    (checked, buffers)
+}
+
+/// Writes the formula-filled state dict of the fixture's manifest to `path` (`.pth` or
+/// `.safetensors`, with the published names).
+pub fn formula_checkpoint(dir: &Path, path: &Path) {
+    let entries: Vec<(String, Vec<usize>)> = manifest(dir).into_iter().filter(|(n, _, _)| !n.ends_with("num_batches_tracked")).map(|(n, s, _)| (n, s)).collect();
+    formula::write_state_dict(&entries, path).unwrap();
+}
+
+/// A per-element tolerance: `|ours − ref| ≤ atol + rtol·|ref|`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// Compares per element; prints the largest error and the tolerance used; returns the number
+/// of elements outside the tolerance (callers assert it is 0, or bounded).
+pub fn count_outside(name: &str, ours: &[f32], reference: &[f32], tol: Tol) -> usize {
+    assert_eq!(ours.len(), reference.len(), "{name}: {} values vs {}", ours.len(), reference.len());
+    let mut worst = 0f64;
+    let mut outside = 0;
+    for (&a, &b) in ours.iter().zip(reference) {
+        let (a, b) = (a as f64, b as f64);
+        let err = (a - b).abs();
+        worst = worst.max(err);
+        if !(err <= tol.atol + tol.rtol * b.abs()) {
+            outside += 1;
+        }
+    }
+    eprintln!("{name:<28} max abs {worst:.2e}  (atol {:.1e}, rtol {:.0e})  outside {outside}/{}", tol.atol, tol.rtol, ours.len());
+    outside
+}
+
+/// Asserts every element of `ours` (shape checked) within `tol` (default [`Golden::tol`]) of
+/// the golden tensor `name`.
+pub fn assert_close(golden: &Golden, name: &str, ours: Tensor<4>, tol: Option<Tol>) {
+    let (shape, reference) = golden.f32(name);
+    assert_eq!(ours.dims().to_vec(), shape, "{name} shape");
+    let tol = tol.unwrap_or_else(|| golden.tol(name));
+    let o = values(ours);
+    let outside = count_outside(name, &o, &reference, tol);
+    assert_eq!(outside, 0, "{name}: {outside} elements outside the tolerance");
+}
+
+/// [`assert_close`] for values of any shape (compared flat; counts must agree).
+pub fn assert_close_values(golden: &Golden, name: &str, ours: &[f32], tol: Option<Tol>) {
+    let (_, reference) = golden.f32(name);
+    let tol = tol.unwrap_or_else(|| golden.tol(name));
+    let outside = count_outside(name, ours, &reference, tol);
+    assert_eq!(outside, 0, "{name}: {outside} elements outside the tolerance");
+}
+
+/// Pixels of frame `t` whose two largest reference probabilities (`f{t}.prob`) are closer than
+/// `gap`, and the pixels where `labels` differs from the reference label map (`out.masks`)
+/// outside those. Returns `(near ties, differing, differing outside near ties)`.
+pub fn label_differences(golden: &Golden, t: usize, labels: &LabelMap, gap: f32) -> (usize, usize, usize) {
+    let (ps, p) = golden.f32(&format!("f{t}.prob"));
+    let (k, h, w) = (ps[0], ps[2], ps[3]);
+    let probs = Array3::from_shape_vec((k, h, w), p).unwrap();
+    let (ms, m) = golden.f32("out.masks");
+    assert_eq!((ms[1], ms[2]), (h, w));
+    let (mut ties, mut differing, mut bad) = (0, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            let mut v: Vec<f32> = (0..k).map(|c| probs[[c, y, x]]).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            let tie = v[0] - v[1] < gap;
+            ties += tie as usize;
+            let reference = m[t * h * w + y * w + x] as u8;
+            if labels.labels[[y, x]] != reference {
+                differing += 1;
+                bad += !tie as usize;
+            }
+        }
+    }
+    eprintln!("frame {t}: {ties} near-tie pixels, {differing} labels differ ({bad} outside near ties)");
+    (ties, differing, bad)
+}

@@ -1,0 +1,108 @@
+//! GSFM parity with the reference PyTorch implementation (fixture `tests/fixtures/gsfm-parity`:
+//! yongliu20/GSFM at 7c26d10 with every weight filled by WEIGHTS-FORMULA.md and the top-k
+//! softmax made max-subtracted, as ours is; 3 frames of 96×160, 2 objects, top-50, mem_every 3
+//! with include_last, so frame 1 is frame 2's temporary memory).
+//!
+//! Filled through the published-checkpoint path (a `torch.save`-format `.pth`, method recognised
+//! from its keys). Tolerances per element: ten times the reference's own one-vs-two-thread
+//! float32 noise that the fixture records for each tensor, at least `1e-5·max|ref|`. The sharp
+//! attention (raw affinities up to 174, top-1 weights near 0.96) makes the affinities and
+//! probabilities the noisiest tensors even in the reference (9.4e-5 on `f1.prob`), which the
+//! per-tensor tolerance follows. Label maps: identical except at the reference's near ties (two
+//! largest probabilities closer than 1e-4: 19 pixels in frame 1, 75 in frame 2).
+
+mod common;
+
+use burn::tensor::activation::sigmoid;
+use burn::tensor::Device;
+use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences, values};
+use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
+use memvos_model::aggregate::aggregate;
+use memvos_model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig, load_network};
+
+#[test]
+fn formula_matches_the_manifest_checksums() {
+    assert_eq!(check_formula(&fixture("gsfm-parity")), (416, 58));
+}
+
+#[test]
+fn gsfm_matches_the_reference_on_every_golden_tensor() {
+    let d = Device::flex();
+    let dir = fixture("gsfm-parity");
+    let tmp = tempfile::tempdir().unwrap();
+    let pth = tmp.path().join("gsfm.pth");
+    formula_checkpoint(&dir, &pth);
+    let any = load_network(&pth, None, &d).expect("the formula .pth loads, recognised as GSFM");
+    let AnyNetwork::Gsfm(net) = &any else { panic!("recognised as {}", any.method()) };
+    let g = Golden::load(&dir);
+    let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
+
+    // Frame 0: low-frequency-filtered key features, key, values.
+    let (_, q0) = net.encode_key(input(0));
+    assert_close(&g, "f0.key.f16_lfm", q0.features.f16.clone(), None);
+    assert_close(&g, "f0.key.key", q0.k16.clone(), None);
+    let prob0 = aggregate(g.tensor4("input.first_masks", &d));
+    assert_close(&g, "f0.prob", prob0.clone(), None);
+    let m0 = net.encode_memory(input(0), &q0, prob0.narrow(0, 1, 2), None);
+    assert_close(&g, "f0.mem.value", m0.value.clone(), None);
+
+    // Frame 1 reads {0}.
+    let (raw1, q1) = net.encode_key(input(1));
+    assert_close(&g, "f1.key.f16_raw", raw1, None);
+    assert_close(&g, "f1.key.f8", q1.features.f8.clone(), None);
+    assert_close(&g, "f1.key.f4", q1.features.f4.clone(), None);
+    assert_close(&g, "f1.key.f16_lfm", q1.features.f16.clone(), None);
+    assert_close(&g, "f1.key.key", q1.k16.clone(), None);
+    assert_close(&g, "f1.key.f16_thin", q1.v16.clone(), None);
+    let mut bank = MemoryBank::new(ReadConfig { similarity: Similarity::L2, selection: Selection::TopK(50), chunk: None });
+    bank.push(0, None, m0.key, m0.value).unwrap();
+    assert_close_values(&g, "f1.affinity", &values(bank.affinity(q1.k16.clone()).unwrap().reshape([1, 1, 60, 60])), None);
+    let r1 = net.read_memory(&q1, &bank, &[0]).unwrap();
+    assert_close(&g, "f1.readout", r1.clone(), None);
+    let dec1 = net.decode_all(&q1, r1);
+    assert_close(&g, "f1.decoder.boundary_1", dec1.boundary_1.clone().narrow(0, 0, 1), None);
+    assert_close(&g, "f1.decoder.hfm", dec1.hfm.clone().narrow(0, 0, 1), None);
+    assert_close(&g, "f1.decoder_logits", dec1.mask.clone(), None);
+    assert_close(&g, "f1.boundary_logits", dec1.boundary, None);
+    let prob1 = aggregate(sigmoid(dec1.mask));
+    assert_close(&g, "f1.prob", prob1.clone(), None);
+
+    // Frame 1 is temporary memory (include_last); frame 2 reads {0, 1}.
+    let m1 = net.encode_memory(input(1), &q1, prob1.narrow(0, 1, 2), None);
+    assert_close(&g, "f1.mem.value", m1.value.clone(), None);
+    bank.set_temporary(1, m1.key, m1.value).unwrap();
+    let (_, q2) = net.encode_key(input(2));
+    assert_close_values(&g, "f2.affinity", &values(bank.affinity(q2.k16.clone()).unwrap().reshape([1, 1, 120, 60])), None);
+    let r2 = net.read_memory(&q2, &bank, &[0]).unwrap();
+    assert_close(&g, "f2.readout", r2.clone(), None);
+    let dec2 = net.decode_all(&q2, r2);
+    assert_close(&g, "f2.decoder_logits", dec2.mask.clone(), None);
+    assert_close(&g, "f2.boundary_logits", dec2.boundary, None);
+    assert_close(&g, "f2.prob", aggregate(sigmoid(dec2.mask)), None);
+}
+
+#[test]
+fn the_inference_core_reproduces_the_reference_label_maps() {
+    let d = Device::flex();
+    let dir = fixture("gsfm-parity");
+    let tmp = tempfile::tempdir().unwrap();
+    let pth = tmp.path().join("gsfm.pth");
+    formula_checkpoint(&dir, &pth);
+    let any = load_network(&pth, Some(Method::Gsfm), &d).unwrap();
+    let g = Golden::load(&dir);
+    let mut cfg = PropagatorConfig::for_method(Method::Gsfm, Benchmark::Davis2017);
+    assert_eq!((cfg.top_k, cfg.policy.every), (Some(50), 3));
+    cfg.policy.include_last = true; // the fixture's --include_last
+    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
+    let first = g.first_labels();
+    let ties_expected = [0, 19, 75];
+    for (t, frame) in g.frames().iter().enumerate() {
+        let out = core.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
+        let (_, want) = g.f32(&format!("f{t}.prob"));
+        let got: Vec<f32> = out.probs.iter().copied().collect();
+        assert_eq!(count_outside(&format!("f{t}.prob (core)"), &got, &want, g.tol(&format!("f{t}.prob"))), 0);
+        let (ties, differing, bad) = label_differences(&g, t, &out.labels, 1e-4);
+        assert_eq!(ties, ties_expected[t], "frame {t}: near-tie pixels of the reference");
+        assert_eq!(bad, 0, "frame {t}: {differing} labels differ, {bad} of them not at near ties");
+    }
+}
