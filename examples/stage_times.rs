@@ -1,19 +1,31 @@
-//! Times each stage of one STCN step at 480p (854 padded to 864) on the chosen device: a table
-//! of median milliseconds, to see where a frame's time goes.
+//! Where one 480p step of a method spends its time (854×480 padded to 864×480) on the chosen
+//! device: median milliseconds per stage — query encoding, memory read of `--memory` frames,
+//! decoding, soft aggregation, memory encoding — and a whole streamed frame (the inference core
+//! on a synthetic video, memory written on the method's schedule), with its FPS. Weights are
+//! burn's random initialisation (speed does not depend on their values).
 //!
-//! `cargo run --release --example stage_times -- [--device cpu] [--objects 1] [--memory 4]`
+//! `cargo run --release --example stage_times -- --method stcn [--objects 1] [--memory 4]`
+//! `cargo run --release --example stage_times -- --method all --stream 10`
+
+use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
 use memvos::burn::tensor::{Distribution, Tensor};
+use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
-use memvos::memory::{MemoryBank, ReadConfig};
-use memvos::model::Stcn;
+use memvos::memory::{MemoryBank, ReadConfig, Selection};
 use memvos::model::aggregate::aggregate;
+use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig};
+use memvos::runner::MethodChoice;
 use memvos::timing::median_seconds;
 
 #[derive(Parser)]
-#[command(about = "Per-stage time of one STCN step at 480p")]
+#[command(about = "Per-stage time of one 480p step of a memory network")]
 struct Args {
+    /// A method, or `auto`/all methods one after the other.
+    #[arg(long, value_enum, default_value = "stcn")]
+    method: MethodChoice,
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// Objects segmented.
@@ -24,36 +36,66 @@ struct Args {
     memory: usize,
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Frames of the streamed synthetic 480p video (0 skips the stream).
+    #[arg(long, default_value_t = 6)]
+    stream: usize,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.objects == 0 || args.objects > 32 || args.memory == 0 || args.memory > 64 || args.stream > 1000 {
+        return Err("--objects must be in 1..=32, --memory in 1..=64, --stream at most 1000".into());
+    }
     let device = memvos::device::select_and_announce(args.device)?;
-    let net = Stcn::new(&device);
+    let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (480, 864, args.objects);
-    let normal = Distribution::Normal(0.0, 1.0);
-    let frame = Tensor::<4>::random([1, 3, h, w], normal, &device);
-    let key = net.encode_key(frame.clone());
-    let mut bank = MemoryBank::new(ReadConfig::stcn(Some(20)));
-    for t in 0..args.memory {
-        bank.push(t, None, key.k16.clone(), Tensor::random([k, 512, h / 16, w / 16], normal, &device))?;
+    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS |", args.memory);
+    println!("|---|---|---|---|---|---|---|---|");
+    for method in methods {
+        let any = AnyNetwork::new(method, None, &device)?;
+        let net = any.network();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let frame = Tensor::<4>::random([1, 3, h, w], normal, &device);
+        let masks = Tensor::<4>::random([k, 1, h, w], Distribution::Uniform(0.0, 1.0), &device);
+        let query = net.encode_query(frame.clone(), Some(masks.clone().max_dim(0)));
+        let cfg = PropagatorConfig::for_method(method, Benchmark::Davis2017);
+        let selection = cfg.top_k.map(Selection::TopK).unwrap_or(Selection::Full);
+        let mut bank = MemoryBank::new(ReadConfig { similarity: net.similarity(), selection, chunk: None });
+        for t in 0..args.memory {
+            let m = net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone()));
+            bank.push_with_aux(t, None, m.key, m.value, m.aux)?;
+        }
+        let positions: Vec<usize> = (0..args.memory).collect();
+        let readout = net.read_memory(&query, &bank, &positions)?;
+        let ms = |f: &mut dyn FnMut() -> Tensor<4>| 1e3 * median_seconds(&device, args.repeats, f);
+        let q = ms(&mut || net.encode_query(frame.clone(), Some(masks.clone().max_dim(0))).k16);
+        let r = ms(&mut || net.read_memory(&query, &bank, &positions).unwrap_or_else(|_| readout.clone()));
+        let d = ms(&mut || net.decode(&query, readout.clone()));
+        let a = ms(&mut || aggregate(masks.clone()));
+        let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
+        let (per_frame, fps) = if args.stream > 0 { stream(&any, method, k, args.stream, &device)? } else { (f64::NAN, f64::NAN) };
+        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} |");
     }
-    let masks = Tensor::<4>::random([k, 1, h, w], Distribution::Uniform(0.0, 1.0), &device);
-    let readout = bank.read(key.k16.clone(), None)?;
-    let ms = |f: &mut dyn FnMut() -> Tensor<4>| 1e3 * median_seconds(&device, args.repeats, f);
-    let rows = [
-        ("key encoder (ResNet-50, key proj, key comp)", ms(&mut || net.encode_key(frame.clone()).k16)),
-        ("memory read (top-20)", ms(&mut || bank.read(key.k16.clone(), None).unwrap())),
-        ("decoder", ms(&mut || net.decode(readout.clone(), &key))),
-        ("soft aggregation", ms(&mut || aggregate(masks.clone()))),
-        ("value encoder (ResNet-18, fuser)", ms(&mut || net.encode_value(frame.clone(), key.features.f16.clone(), masks.clone()))),
-    ];
-    println!("| stage ({k} object(s), {} memory frames) | ms |\n|---|---|", args.memory);
-    let mut total = 0.0;
-    for (n, t) in rows {
-        println!("| {n} | {t:.1} |");
-        total += t;
-    }
-    println!("| total | {total:.1} |");
     Ok(())
+}
+
+/// Streams a synthetic 854×480 video of `frames` frames with `objects` objects through the
+/// inference core (DAVIS schedule); returns (ms per frame after the first, FPS).
+fn stream(any: &AnyNetwork, method: Method, objects: usize, frames: usize, device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let synth = SynthConfig { videos: 1, frames, height: 480, width: 854, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
+    let video = generate_video(&synth, 0)?;
+    let mut core = InferenceCore::new(any.network(), PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
+    core.step(&video.frames[0], Some(&video.masks[0]))?;
+    let _ = device.sync();
+    let start = Instant::now();
+    for f in &video.frames[1..] {
+        core.step(f, None)?;
+    }
+    let _ = device.sync();
+    let per = start.elapsed().as_secs_f64() / (frames - 1).max(1) as f64;
+    Ok((1e3 * per, 1.0 / per))
 }

@@ -155,3 +155,39 @@ fn long_video_checkpoints_show_bounded_and_growing_memory() {
     let every = run(PolicyKind::EveryN);
     assert_eq!(every.iter().map(|c| c.memory_frames).collect::<Vec<_>>(), vec![10, 20]);
 }
+
+#[test]
+fn flags_a_method_cannot_take_are_errors_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    write_formula_stcn(&weights, &burn::tensor::Device::flex()).unwrap();
+    // --kernel with an explicit method that has none: refused before anything is loaded.
+    let a = ModelArgs { kernel: true, ..model_args(dir.path().join("absent.pth"), MethodChoice::Stcn) };
+    let err = a.load().err().unwrap();
+    assert!(err.to_string().starts_with("--kernel: ") && err.to_string().contains("STCN has none"), "{err}");
+    // --kernel with auto on an STCN file: refused when the method is known.
+    let a = ModelArgs { kernel: true, ..model_args(weights.clone(), MethodChoice::Auto) };
+    let loaded = a.load().unwrap();
+    let err = a.schedule_for(loaded.method(), Benchmark::Davis2017).unwrap_err();
+    assert!(err.to_string().starts_with("--kernel: "), "{err}");
+    // A quality threshold outside (0, 1], or on a policy that has none.
+    for t in [0.0, -1.0, 1.5] {
+        let a = ModelArgs { quality_threshold: Some(t), ..model_args(weights.clone(), MethodChoice::Qdmn) };
+        let err = a.load().err().unwrap();
+        assert!(err.to_string().starts_with("--quality-threshold: ") && err.to_string().contains("outside (0, 1]"), "{err}");
+    }
+    let a = ModelArgs { quality_threshold: Some(0.5), ..model_args(weights.clone(), MethodChoice::Stcn) };
+    let err = a.schedule_for(Method::Stcn, Benchmark::Davis2017).unwrap_err();
+    assert!(err.to_string().contains("--quality-threshold") && err.to_string().contains("only the qdmn policy"), "{err}");
+    let a = ModelArgs { quality_threshold: Some(0.5), policy: Some(memvos::memory::PolicyKind::Qdmn), ..model_args(weights.clone(), MethodChoice::Stcn) };
+    assert_eq!(a.schedule_for(Method::Stcn, Benchmark::Davis2017).unwrap().policy.threshold, Some(0.5));
+    // A capacity below 2 names --capacity; a top-k of 0 names --top-k.
+    let a = ModelArgs { capacity: Some(1), policy: Some(memvos::memory::PolicyKind::Fifo), ..model_args(weights.clone(), MethodChoice::Stcn) };
+    assert!(a.schedule_for(Method::Stcn, Benchmark::Davis2017).unwrap_err().to_string().starts_with("--capacity: "));
+    let a = ModelArgs { top_k: Some(0), ..model_args(weights.clone(), MethodChoice::Stcn) };
+    assert!(a.load().err().unwrap().to_string().starts_with("--top-k: "));
+    // An STCN checkpoint given as QDMN: both named, with the file.
+    let a = model_args(weights.clone(), MethodChoice::Qdmn);
+    let msg = memvos::cli::report(&a.load().err().unwrap());
+    assert!(msg.contains("w.safetensors") && msg.contains("holds STCN weights, not QDMN weights"), "{msg}");
+}

@@ -8,6 +8,28 @@
 //! top of it, which does what every runner does per frame (resize to a short side and back,
 //! ignore masks of objects already tracked, one argmax), so an embedding crate gets the results
 //! the examples get.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use memvos_data::{Frame, LabelMap};
+//! use memvos_model::{Benchmark, InferenceCore, PropagatorConfig, load_network};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let frames: Vec<Frame> = Vec::new();
+//! # let masks: Vec<Option<LabelMap>> = Vec::new();
+//! let device = burn::tensor::Device::flex();
+//! let net = load_network(Path::new("stcn.pth"), None, &device)?; // method from the file
+//! let cfg = PropagatorConfig::for_method(net.method(), Benchmark::YouTube);
+//! let mut core = InferenceCore::new(net.network(), cfg, Some(480), &device)?; // None: native size
+//! for (frame, mask) in frames.iter().zip(&masks) {
+//!     // `mask`: the objects that first appear in this frame, if any
+//!     if let Some(out) = core.step(frame, mask.as_ref())? {
+//!         println!("frame {}: objects {:?}", out.index, out.labels.object_ids());
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod aggregate;
 pub mod blocks;
@@ -127,12 +149,36 @@ impl AnyNetwork {
     }
 }
 
+/// The PyTorch `state_dict` names of a method's published network (without
+/// `num_batches_tracked`), computed once per process.
+pub fn published_names(method: Method) -> Vec<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<Method, Vec<String>>>> = OnceLock::new();
+    let cache = NAMES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(method)
+        .or_insert_with(|| match AnyNetwork::new(method, None, &Device::flex()) {
+            Ok(net) => net.state_dict_entries().into_iter().map(|(n, _)| n).collect(),
+            Err(_) => Vec::new(),
+        })
+        .clone()
+}
+
 /// Loads a network from a checkpoint (`.pth`, `.safetensors` with the published names, or
 /// `.bpk`). `method` `None` recognises the method from the file (memvos's metadata, else the
-/// keys); an explicit method that the file does not hold is refused, naming both.
+/// keys); an explicit method that the file does not hold is refused, naming both methods and
+/// the keys that differ, before anything is built or read beyond the file's key list.
 pub fn load_network(path: &Path, method: Option<Method>, device: &Device) -> Result<AnyNetwork, WeightError> {
     let method = match method {
-        Some(m) => m,
+        Some(m) => {
+            let keys = weights::read_keys(path)?;
+            if let Some(found) = Method::detect(&keys).filter(|&f| f != m) {
+                let (missing, unexpected) = weights::key_diff(&keys, &published_names(m));
+                return Err(WeightError::WrongMethod { path: path.to_path_buf(), expected: m, found, missing, unexpected });
+            }
+            m
+        }
         None => weights::detect(path)?,
     };
     let meta = weights::read_metadata(path)?;

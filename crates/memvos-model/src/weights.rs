@@ -180,7 +180,9 @@ pub fn expected_names<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &
     formula::state_dict_entries(module, inverse_renames).into_iter().map(|(n, _)| n).collect()
 }
 
-fn key_diff(file: &[String], expected: &[String]) -> (Vec<String>, Vec<String>) {
+/// `(missing, unexpected)`: expected names absent from `file`, and names of `file` not expected
+/// (`num_batches_tracked` ignored).
+pub fn key_diff(file: &[String], expected: &[String]) -> (Vec<String>, Vec<String>) {
     let file: std::collections::BTreeSet<&String> = file.iter().filter(|k| !k.ends_with("num_batches_tracked")).collect();
     let want: std::collections::BTreeSet<&String> = expected.iter().collect();
     (want.difference(&file).map(|s| s.to_string()).collect(), file.difference(&want).map(|s| s.to_string()).collect())
