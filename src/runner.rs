@@ -117,6 +117,24 @@ impl Loaded {
 }
 
 impl ModelArgs {
+    /// The options with the command line's defaults, for `weights` and `method`.
+    pub fn new(weights: PathBuf, method: MethodChoice) -> Self {
+        ModelArgs {
+            method,
+            weights,
+            device: DeviceChoice::Auto,
+            top_k: None,
+            mem_every: None,
+            include_last: false,
+            kernel: false,
+            policy: None,
+            capacity: None,
+            quality_threshold: None,
+            seed: 0,
+            chunk: None,
+        }
+    }
+
     /// Checks the flags that do not need the network (before anything heavy is loaded).
     pub fn check(&self) -> Result<(), RunError> {
         let bad = |flag, reason: String| Err(RunError::Flag { flag, reason });

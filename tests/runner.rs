@@ -20,22 +20,9 @@ fn write_video(dir: &std::path::Path, frames: usize) -> memvos::data::synth::Syn
     v
 }
 
-/// The runners' options with their defaults.
+/// The runners' options with their defaults, on the CPU.
 fn model_args(weights: std::path::PathBuf, method: MethodChoice) -> ModelArgs {
-    ModelArgs {
-        method,
-        weights,
-        device: DeviceChoice::Cpu,
-        top_k: None,
-        mem_every: None,
-        include_last: false,
-        kernel: false,
-        policy: None,
-        capacity: None,
-        quality_threshold: None,
-        seed: 0,
-        chunk: None,
-    }
+    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(weights, method) }
 }
 
 #[test]

@@ -72,21 +72,9 @@ fn prepare(name: &str, out: &Path) -> (PathBuf, PathBuf, PathBuf, Golden) {
     (frames, masks, weights, g)
 }
 
-fn args(weights: PathBuf, method: MethodChoice) -> ModelArgs {
-    ModelArgs {
-        method,
-        weights,
-        device: DeviceChoice::Cpu,
-        top_k: None,
-        mem_every: None,
-        include_last: false,
-        kernel: false,
-        policy: None,
-        capacity: None,
-        quality_threshold: None,
-        seed: 0,
-        chunk: None,
-    }
+/// The runners' options with their defaults, on the CPU.
+fn args(weights: std::path::PathBuf, method: MethodChoice) -> ModelArgs {
+    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(weights, method) }
 }
 
 /// Runs the segment loop and returns, over the frames, (labels differing from the reference

@@ -15,10 +15,10 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences, values};
+use common::{Golden, assert_close, assert_close_values, check_core, check_formula, fixture, formula_checkpoint, values};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
-use memvos_model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig, load_network};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network};
 
 #[test]
 fn formula_matches_the_manifest_checksums() {
@@ -83,26 +83,8 @@ fn gsfm_matches_the_reference_on_every_golden_tensor() {
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
-    let d = Device::flex();
-    let dir = fixture("gsfm-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("gsfm.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, Some(Method::Gsfm), &d).unwrap();
-    let g = Golden::load(&dir);
     let mut cfg = PropagatorConfig::for_method(Method::Gsfm, Benchmark::Davis2017);
     assert_eq!((cfg.top_k, cfg.policy.every), (Some(50), 3));
     cfg.policy.include_last = true; // the fixture's --include_last
-    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
-    let first = g.first_labels();
-    let ties_expected = [0, 19, 75];
-    for (t, frame) in g.frames().iter().enumerate() {
-        let out = core.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
-        let (_, want) = g.f32(&format!("f{t}.prob"));
-        let got: Vec<f32> = out.probs.iter().copied().collect();
-        assert_eq!(count_outside(&format!("f{t}.prob (core)"), &got, &want, g.tol(&format!("f{t}.prob"))), 0);
-        let (ties, differing, bad) = label_differences(&g, t, &out.labels, 1e-4);
-        assert_eq!(ties, ties_expected[t], "frame {t}: near-tie pixels of the reference");
-        assert_eq!(bad, 0, "frame {t}: {differing} labels differ, {bad} of them not at near ties");
-    }
+    check_core("gsfm-parity", Method::Gsfm, cfg, [0, 19, 75]);
 }

@@ -28,11 +28,11 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences, values};
+use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences, run_core, values};
 use memvos_memory::{MemoryBank, ReadConfig, ReadSpec, Selection, Similarity, ValueSlot};
 use memvos_model::aggregate::aggregate;
 use memvos_model::imsfr::value_encoding;
-use memvos_model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig, load_network};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network};
 use serde_json::Value;
 
 #[test]
@@ -132,25 +132,12 @@ fn reference_outliers(name: &str) -> usize {
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
-    let d = Device::flex();
-    let dir = fixture("imsfr-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("imsfr.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, Some(Method::Imsfr), &d).unwrap();
-    let g = Golden::load(&dir);
     let mut cfg = PropagatorConfig::for_method(Method::Imsfr, Benchmark::Davis2017);
     assert_eq!((cfg.top_k, cfg.policy.every), (Some(4), 6));
     cfg.policy.every = 1; // the fixture's mem_every
-    let run = |seed: u64| {
-        let mut cfg = cfg.clone();
-        cfg.policy.seed = seed;
-        let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
-        let first = g.first_labels();
-        g.frames().iter().enumerate().map(|(t, f)| core.step(f, (t == 0).then_some(&first)).unwrap().unwrap()).collect::<Vec<_>>()
-    };
-    let outs = run(7);
-    let ties_expected = [0, 4126, 4643];
+    cfg.policy.seed = 7;
+    let ties = [0, 4126, 4643];
+    let (g, outs) = run_core("imsfr-parity", Method::Imsfr, cfg.clone(), ties);
     let mut flipped = 0;
     for (t, out) in outs.iter().enumerate() {
         let name = format!("f{t}.prob");
@@ -159,13 +146,11 @@ fn the_inference_core_reproduces_the_reference_label_maps() {
         let allowed = 10 * if t == 0 { 0 } else { reference_outliers(&name) };
         let outliers = count_outside(&format!("{name} (core), > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
         assert!(outliers <= allowed, "{name}: {outliers} elements off by more than 1e-3 (allowed {allowed})");
-        let (ties, _, bad) = label_differences(&g, t, &out.labels, 1e-4);
-        assert_eq!(ties, ties_expected[t], "frame {t}: near-tie pixels of the reference");
-        flipped += bad;
+        flipped += label_differences(&g, t, &out.labels, 1e-4).2;
     }
     let allowed = 10 * reference_outliers("out.masks");
     assert!(flipped <= allowed, "{flipped} labels differ outside near ties (allowed {allowed})");
     // Seeded sampling: the same seed gives the same masks.
-    let again = run(7);
+    let (_, again) = run_core("imsfr-parity", Method::Imsfr, cfg, ties);
     assert!(outs.iter().zip(&again).all(|(a, b)| a.labels == b.labels));
 }

@@ -19,10 +19,10 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, Tol, assert_close, check_formula, fixture, formula_checkpoint, label_differences};
+use common::{Golden, Tol, assert_close, check_core, check_formula, fixture, formula_checkpoint};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
-use memvos_model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
 
 
 #[test]
@@ -89,27 +89,5 @@ fn mivos_matches_the_reference_on_every_golden_tensor() {
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
-    let d = Device::flex();
-    let dir = fixture("stm-mivos-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("mivos.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, Some(Method::Mivos), &d).unwrap();
-    let g = Golden::load(&dir);
-    let cfg = PropagatorConfig::for_method(Method::Mivos, Benchmark::Davis2017);
-    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
-    let first = g.first_labels();
-    let ties_expected = [0, 6, 16];
-    for (t, frame) in g.frames().iter().enumerate() {
-        let out = core.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
-        assert_eq!(out.ids, vec![0, 1, 2]);
-        let (_, want) = g.f32(&format!("f{t}.prob"));
-        let got: Vec<f32> = out.probs.iter().copied().collect();
-        assert_eq!(common::count_outside(&format!("f{t}.prob (core)"), &got, &want, g.tol(&format!("f{t}.prob"))), 0);
-        let (ties, differing, bad) = label_differences(&g, t, &out.labels, 1e-4);
-        assert_eq!(ties, ties_expected[t], "frame {t}: near-tie pixels of the reference");
-        assert_eq!(bad, 0, "frame {t}: {differing} labels differ, {bad} of them not at near ties");
-    }
-    // Frame 1 was the temporary memory of frame 2; only frame 0 is permanent.
-    assert_eq!(core.propagator().memory_frames(), 1);
+    check_core("stm-mivos-parity", Method::Mivos, PropagatorConfig::for_method(Method::Mivos, Benchmark::Davis2017), [0, 6, 16]);
 }

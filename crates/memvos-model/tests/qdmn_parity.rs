@@ -13,11 +13,11 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences};
+use common::{Golden, assert_close, assert_close_values, check_core, check_formula, count_outside, fixture, formula_checkpoint};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
 use memvos_model::blocks::resize_bilinear;
-use memvos_model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
 
 
 #[test]
@@ -103,26 +103,7 @@ fn qdmn_matches_the_reference_on_every_golden_tensor() {
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
-    let d = Device::flex();
-    let dir = fixture("qdmn-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("qdmn.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, Some(Method::Qdmn), &d).unwrap();
-    let g = Golden::load(&dir);
     let cfg = PropagatorConfig::for_method(Method::Qdmn, Benchmark::Davis2017);
     assert_eq!((cfg.top_k, cfg.policy.threshold, cfg.policy.capacity), (Some(50), Some(0.8), Some(22)));
-    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
-    let first = g.first_labels();
-    let ties_expected = [0, 50, 70];
-    for (t, frame) in g.frames().iter().enumerate() {
-        let out = core.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
-        let (_, want) = g.f32(&format!("f{t}.prob"));
-        let got: Vec<f32> = out.probs.iter().copied().collect();
-        assert_eq!(count_outside(&format!("f{t}.prob (core)"), &got, &want, g.tol(&format!("f{t}.prob"))), 0);
-        let (ties, differing, bad) = label_differences(&g, t, &out.labels, 1e-4);
-        assert_eq!(ties, ties_expected[t], "frame {t}: near-tie pixels of the reference");
-        assert_eq!(bad, 0, "frame {t}: {differing} labels differ, {bad} of them not at near ties");
-    }
-    assert_eq!(core.propagator().memory_frames(), 1, "frame 1 is only temporary memory (1 − 0 < 5)");
+    check_core("qdmn-parity", Method::Qdmn, cfg, [0, 50, 70]);
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_data::{Frame, LabelMap};
 use memvos_model::weights::formula;
+use memvos_model::{InferenceCore, Method, PropagatorConfig, Segmented, load_network};
 use ndarray::{Array2, Array3};
 use serde_json::Value;
 
@@ -199,4 +200,40 @@ pub fn label_differences(golden: &Golden, t: usize, labels: &LabelMap, gap: f32)
     }
     eprintln!("frame {t}: {ties} near-tie pixels, {differing} labels differ ({bad} outside near ties)");
     (ties, differing, bad)
+}
+
+/// Runs the fixture end to end through the inference core from its frames and first label
+/// map, the network filled by the formula through a `.pth`; checks every frame's near-tie count
+/// (`ties`) and returns the outputs.
+pub fn run_core(name: &str, method: Method, cfg: PropagatorConfig, ties: [usize; 3]) -> (Golden, Vec<Segmented>) {
+    let d = Device::flex();
+    let dir = fixture(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let pth = tmp.path().join(format!("{}.pth", method.id()));
+    formula_checkpoint(&dir, &pth);
+    let any = load_network(&pth, Some(method), &d).unwrap();
+    let g = Golden::load(&dir);
+    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
+    let first = g.first_labels();
+    let mut outs = Vec::new();
+    for (t, frame) in g.frames().iter().enumerate() {
+        let out = core.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();
+        assert_eq!(out.ids, vec![0, 1, 2]);
+        assert_eq!(label_differences(&g, t, &out.labels, 1e-4).0, ties[t], "frame {t}: near-tie pixels of the reference");
+        outs.push(out);
+    }
+    (g, outs)
+}
+
+/// [`run_core`], then every probability within the tensor's tolerance and every label equal to
+/// the reference's except at near ties; returns the permanent memory frames at the end.
+pub fn check_core(name: &str, method: Method, cfg: PropagatorConfig, ties: [usize; 3]) {
+    let (g, outs) = run_core(name, method, cfg, ties);
+    for (t, out) in outs.iter().enumerate() {
+        let (_, want) = g.f32(&format!("f{t}.prob"));
+        let got: Vec<f32> = out.probs.iter().copied().collect();
+        assert_eq!(count_outside(&format!("f{t}.prob (core)"), &got, &want, g.tol(&format!("f{t}.prob"))), 0);
+        let (_, differing, bad) = label_differences(&g, t, &out.labels, 1e-4);
+        assert_eq!(bad, 0, "frame {t}: {differing} labels differ, {bad} of them not at near ties");
+    }
 }
