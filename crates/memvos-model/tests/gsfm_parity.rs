@@ -15,10 +15,10 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, assert_close, assert_close_values, check_core, check_formula, fixture, formula_checkpoint, values};
+use common::{assert_close, assert_close_values, check_core, check_formula, fixture, formula_network, values};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
-use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig};
 
 #[test]
 fn formula_matches_the_manifest_checksums() {
@@ -28,13 +28,8 @@ fn formula_matches_the_manifest_checksums() {
 #[test]
 fn gsfm_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
-    let dir = fixture("gsfm-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("gsfm.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, None, &d).expect("the formula .pth loads, recognised as GSFM");
-    let AnyNetwork::Gsfm(net) = &any else { panic!("recognised as {}", any.method()) };
-    let g = Golden::load(&dir);
+    let (any, g) = formula_network("gsfm-parity", Method::Gsfm);
+    let AnyNetwork::Gsfm(net) = &any else { unreachable!() };
     let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
 
     // Frame 0: low-frequency-filtered key features, key, values.

@@ -28,11 +28,11 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, assert_close, assert_close_values, check_formula, count_outside, fixture, formula_checkpoint, label_differences, run_core, values};
+use common::{assert_close, assert_close_values, check_formula, count_outside, fixture, formula_network, label_differences, run_core, values};
 use memvos_memory::{MemoryBank, ReadConfig, ReadSpec, Selection, Similarity, ValueSlot};
 use memvos_model::aggregate::aggregate;
 use memvos_model::imsfr::value_encoding;
-use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig};
 use serde_json::Value;
 
 #[test]
@@ -54,13 +54,8 @@ fn value_encoding_is_block_major() {
 #[test]
 fn imsfr_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
-    let dir = fixture("imsfr-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("imsfr.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, None, &d).expect("the formula .pth loads, recognised as IMSFR");
-    let AnyNetwork::Imsfr(net) = &any else { panic!("recognised as {}", any.method()) };
-    let g = Golden::load(&dir);
+    let (any, g) = formula_network("imsfr-parity", Method::Imsfr);
+    let AnyNetwork::Imsfr(net) = &any else { unreachable!() };
     let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
 
     // Frame 0: key = key_comp(f16); value gated by frame 1; v_pe.

@@ -19,10 +19,10 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{Golden, Tol, assert_close, check_core, check_formula, fixture, formula_checkpoint};
+use common::{Tol, assert_close, check_core, check_formula, fixture, formula_network};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
-use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, mivos};
 
 
 #[test]
@@ -33,14 +33,8 @@ fn formula_matches_the_manifest_checksums() {
 #[test]
 fn mivos_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
-    let dir = fixture("stm-mivos-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("propagation_model.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, None, &d).expect("the formula .pth loads, recognised as MiVOS");
-    assert_eq!(any.method(), Method::Mivos);
+    let (any, g) = formula_network("stm-mivos-parity", Method::Mivos);
     let AnyNetwork::Mivos(net) = &any else { unreachable!() };
-    let g = Golden::load(&dir);
 
     let frames = g.frames();
     let (_, want_input) = g.f32("input.frames");

@@ -13,11 +13,11 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
-use common::{Golden, assert_close, assert_close_values, check_core, check_formula, count_outside, fixture, formula_checkpoint};
+use common::{assert_close, assert_close_values, check_core, check_formula, count_outside, fixture, formula_network};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
 use memvos_model::blocks::resize_bilinear;
-use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, load_network, mivos};
+use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig, mivos};
 
 
 #[test]
@@ -28,13 +28,8 @@ fn formula_matches_the_manifest_checksums() {
 #[test]
 fn qdmn_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
-    let dir = fixture("qdmn-parity");
-    let tmp = tempfile::tempdir().unwrap();
-    let pth = tmp.path().join("qdmn.pth");
-    formula_checkpoint(&dir, &pth);
-    let any = load_network(&pth, None, &d).expect("the formula .pth loads, recognised as QDMN");
-    let AnyNetwork::Qdmn(net) = &any else { panic!("recognised as {}", any.method()) };
-    let g = Golden::load(&dir);
+    let (any, g) = formula_network("qdmn-parity", Method::Qdmn);
+    let AnyNetwork::Qdmn(net) = &any else { unreachable!() };
     let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
 
     // Frame 0: memory encoding and quality of the annotated frame.

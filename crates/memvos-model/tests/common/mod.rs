@@ -202,6 +202,18 @@ pub fn label_differences(golden: &Golden, t: usize, labels: &LabelMap, gap: f32)
     (ties, differing, bad)
 }
 
+/// The fixture's network filled by the formula through a `.pth` with the published names,
+/// loaded with `--method auto`'s detection (which must find `method`), and its golden tensors.
+pub fn formula_network(name: &str, method: Method) -> (memvos_model::AnyNetwork, Golden) {
+    let dir = fixture(name);
+    let tmp = tempfile::tempdir().unwrap();
+    let pth = tmp.path().join(format!("{}.pth", method.id()));
+    formula_checkpoint(&dir, &pth);
+    let any = load_network(&pth, None, &Device::flex()).expect("the formula .pth loads");
+    assert_eq!(any.method(), method, "recognised from the keys");
+    (any, Golden::load(&dir))
+}
+
 /// Runs the fixture end to end through the inference core from its frames and first label
 /// map, the network filled by the formula through a `.pth`; checks every frame's near-tie count
 /// (`ties`) and returns the outputs.
