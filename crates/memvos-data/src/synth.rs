@@ -224,33 +224,64 @@ fn pick_sprites(cfg: &SynthConfig, rng: &mut ChaCha8Rng) -> Vec<Sprite> {
         .collect()
 }
 
-/// Generates video `index` of the configuration (deterministic in `cfg.seed` and `index`).
-pub fn generate_video(cfg: &SynthConfig, index: usize) -> Result<SynthVideo> {
-    cfg.validate()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
-    let (h, w) = (cfg.height, cfg.width);
-    let background = Texture::random(&mut rng, (h.max(w) * 2) as f32);
-    let pan = (rng.random_range(-1.5..1.5f32), rng.random_range(-1.5..1.5f32));
-    let grain = rng.random_range(2.0..6.0f32);
-    let mut sprites = pick_sprites(cfg, &mut rng);
-    sprites.sort_by(|a, b| a.depth.total_cmp(&b.depth)); // painter's order: far to near
+/// Video `index` of a configuration, ready to render any of its frames: everything random is
+/// drawn here, so [`SynthPlan::render`] of frame `t` gives exactly the frame `t` of
+/// [`generate_video`] without rendering the others (a training sample needs three).
+pub struct SynthPlan {
+    height: usize,
+    width: usize,
+    frames: usize,
+    background: Texture,
+    pan: (f32, f32),
+    grain: f32,
+    sprites: Vec<Sprite>,
+    /// Seed of each frame's sensor grain.
+    grain_seeds: Vec<u64>,
+    pub name: String,
+}
 
-    let mut frames = Vec::with_capacity(cfg.frames);
-    let mut masks = Vec::with_capacity(cfg.frames);
-    let mut first_seen: BTreeMap<u8, usize> = BTreeMap::new();
-    for t in 0..cfg.frames {
+impl SynthPlan {
+    /// Draws video `index` of `cfg` (deterministic in `cfg.seed` and `index`).
+    pub fn new(cfg: &SynthConfig, index: usize) -> Result<Self> {
+        cfg.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
+        let (h, w) = (cfg.height, cfg.width);
+        let background = Texture::random(&mut rng, (h.max(w) * 2) as f32);
+        let pan = (rng.random_range(-1.5..1.5f32), rng.random_range(-1.5..1.5f32));
+        let grain = rng.random_range(2.0..6.0f32);
+        let mut sprites = pick_sprites(cfg, &mut rng);
+        sprites.sort_by(|a, b| a.depth.total_cmp(&b.depth)); // painter's order: far to near
+        let grain_seeds = (0..cfg.frames).map(|_| rng.random()).collect();
+        Ok(SynthPlan { height: h, width: w, frames: cfg.frames, background, pan, grain, sprites, grain_seeds, name: format!("synth-{index:04}") })
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+
+    /// Frame `t` and its full label map (an error past the last frame).
+    pub fn render(&self, t: usize) -> Result<(Frame, LabelMap)> {
+        if t >= self.frames {
+            return Err(DataError::InvalidArgument(format!("frame {t} of a {}-frame synthetic video", self.frames)));
+        }
+        let (h, w) = (self.height, self.width);
         let mut rgb = Array3::<f32>::zeros((h, w, 3));
-        let (oy, ox) = (pan.0 * t as f32, pan.1 * t as f32);
+        let (oy, ox) = (self.pan.0 * t as f32, self.pan.1 * t as f32);
         for y in 0..h {
             for x in 0..w {
-                let c = background.at(y as f32 + oy, x as f32 + ox);
+                let c = self.background.at(y as f32 + oy, x as f32 + ox);
                 for k in 0..3 {
                     rgb[[y, x, k]] = c[k];
                 }
             }
         }
         let mut labels = Array2::<u8>::zeros((h, w));
-        for s in sprites.iter().filter(|s| t >= s.first_frame) {
+        for s in self.sprites.iter().filter(|s| t >= s.first_frame) {
             let ((cy, cx), angle, scale) = s.state(t, h as f32, w as f32);
             let ext = s.max_extent() * scale.max(1.0);
             let y0 = (cy - ext).floor().max(0.0) as usize;
@@ -286,25 +317,30 @@ pub fn generate_video(cfg: &SynthConfig, index: usize) -> Result<SynthVideo> {
             }
         }
         // Sensor grain, deterministic per pixel and frame.
-        let mut grain_rng = ChaCha8Rng::seed_from_u64(rng.random());
+        let mut grain_rng = ChaCha8Rng::seed_from_u64(self.grain_seeds[t]);
+        let grain = self.grain;
         let frame = Array3::from_shape_fn((h, w, 3), |(y, x, k)| {
-            (rgb[[y, x, k]] + grain * (grain_rng.random::<f32>() - 0.5) * 2.0)
-                .round()
-                .clamp(0.0, 255.0) as u8
+            (rgb[[y, x, k]] + grain * (grain_rng.random::<f32>() - 0.5) * 2.0).round().clamp(0.0, 255.0) as u8
         });
-        let mask = LabelMap::new(labels);
+        Ok((Frame { rgb: frame }, LabelMap::new(labels)))
+    }
+}
+
+/// Generates video `index` of the configuration (deterministic in `cfg.seed` and `index`).
+pub fn generate_video(cfg: &SynthConfig, index: usize) -> Result<SynthVideo> {
+    let plan = SynthPlan::new(cfg, index)?;
+    let mut frames = Vec::with_capacity(cfg.frames);
+    let mut masks = Vec::with_capacity(cfg.frames);
+    let mut first_seen: BTreeMap<u8, usize> = BTreeMap::new();
+    for t in 0..cfg.frames {
+        let (frame, mask) = plan.render(t)?;
         for id in mask.object_ids() {
             first_seen.entry(id).or_insert(t);
         }
-        frames.push(Frame { rgb: frame });
+        frames.push(frame);
         masks.push(mask);
     }
-    Ok(SynthVideo {
-        name: format!("synth-{index:04}"),
-        frames,
-        masks,
-        objects: first_seen.into_iter().collect(),
-    })
+    Ok(SynthVideo { name: plan.name, frames, masks, objects: first_seen.into_iter().collect() })
 }
 
 /// What [`write_dataset`] wrote.
@@ -404,6 +440,17 @@ mod tests {
             .filter(|&(_, first)| first > 0)
             .count();
         assert!(late > 0);
+    }
+
+    #[test]
+    fn a_plan_renders_any_frame_as_the_whole_video_does() {
+        let v = generate_video(&small(), 3).unwrap();
+        let plan = SynthPlan::new(&small(), 3).unwrap();
+        for t in [7, 0, 11] {
+            let (f, m) = plan.render(t).unwrap();
+            assert_eq!((f, m), (v.frames[t].clone(), v.masks[t].clone()), "frame {t}");
+        }
+        assert!(plan.render(12).is_err());
     }
 
     #[test]
