@@ -11,6 +11,7 @@
 //! | [`backbone`] (`memvos-backbone`) | ResNet trunks |
 //! | [`memory`] (`memvos-memory`) | affinity kernels, memory bank |
 //! | [`model`] (`memvos-model`) | the networks behind one trait, weight import, the streaming `Propagator` and `InferenceCore` |
+//! | [`train`] (`memvos-train`) | recipes, training data, losses, the training loop |
 //!
 //! [`device`] picks the burn device from a `--device` flag; [`runner`] holds the loops the
 //! example binaries run; [`cli`] turns their errors into one readable line.
@@ -27,3 +28,4 @@ pub use memvos_eval as eval;
 pub use memvos_backbone as backbone;
 pub use memvos_memory as memory;
 pub use memvos_model as model;
+pub use memvos_train as train;

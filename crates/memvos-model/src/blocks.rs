@@ -233,8 +233,17 @@ impl MivosDecoder {
     }
 }
 
-/// Repeats a batch-1 tensor `k` times along the batch (a view; no copy).
+/// A tensor of `b` rows made `k` rows: unchanged when `b = k`; a batch-1 tensor repeated `k`
+/// times (a view); otherwise, when `b` divides `k`, each row repeated `k / b` times in place
+/// (one frame's features for each of its objects, samples in order, as in a training batch).
 pub fn expand_batch(t: &Tensor<4>, k: usize) -> Tensor<4> {
-    let [_, c, h, w] = t.dims();
-    t.clone().expand([k, c, h, w])
+    let [b, c, h, w] = t.dims();
+    if b == k {
+        t.clone()
+    } else if b == 1 || k % b != 0 {
+        t.clone().expand([k, c, h, w])
+    } else {
+        let t5: Tensor<5> = t.clone().reshape([b, 1, c, h, w]);
+        t5.expand([b, k / b, c, h, w]).reshape([k, c, h, w])
+    }
 }

@@ -24,7 +24,7 @@ use memvos_memory::{MemoryBank, MemoryError, ReadSpec, Selection, Similarity, Va
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::{Decoder, DecoderWidths, FeatureFusionBlock, conv, expand_batch};
-use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, others_of};
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, encoder_input, others_of};
 
 /// Frequencies of the value encoding γ: `2⁰ … 2⁵`.
 pub const PE_FREQUENCIES: usize = 6;
@@ -132,11 +132,12 @@ impl Imsfr {
     /// objects' `masks`, gated with the following frame `next`.
     pub fn encode_values(&self, frame: Tensor<4>, key_f16: Tensor<4>, masks: Tensor<4>, next: Tensor<4>) -> ImsfrValue {
         let k = masks.dims()[0];
-        let others = others_of(&masks);
+        let others = others_of(&masks, frame.dims()[0]);
         let ve = &self.value_encoder;
-        let x = ve.trunk.forward(Tensor::cat(vec![expand_batch(&frame, k), masks.clone(), others.clone()], 1)).f16;
+        let cin = ve.trunk.conv1.weight.dims()[1];
+        let x = ve.trunk.forward(encoder_input(cin, expand_batch(&frame, k), masks.clone(), others.clone())).f16;
         let v = ve.fuser.forward(x, expand_batch(&key_f16, k));
-        let n = ve.trunk.forward(Tensor::cat(vec![expand_batch(&next, k), masks, others], 1)).f16;
+        let n = ve.trunk.forward(encoder_input(cin, expand_batch(&next, k), masks, others)).f16;
         let gate_logits = ve.mask.forward(n);
         let value = v * sigmoid(gate_logits.clone());
         let pe_proj = self.conv_fusion1v.forward(value_encoding(value.clone()));

@@ -165,6 +165,20 @@ pub fn published_names(method: Method) -> Vec<String> {
         .clone()
 }
 
+/// The configuration of a method's published network as JSON (the shape
+/// [`AnyNetwork::new`] takes): `StcnConfig`, `MivosConfig` (MiVOS, QDMN), `GsfmConfig`,
+/// `ImsfrConfig`.
+pub fn published_config_json(method: Method) -> serde_json::Value {
+    let v = match method {
+        Method::Stcn => serde_json::to_value(StcnConfig::published()),
+        Method::Mivos => serde_json::to_value(MivosConfig::published()),
+        Method::Qdmn => serde_json::to_value(qdmn::published_config()),
+        Method::Gsfm => serde_json::to_value(GsfmConfig::default()),
+        Method::Imsfr => serde_json::to_value(ImsfrConfig::default()),
+    };
+    v.unwrap_or(serde_json::Value::Null)
+}
+
 /// Loads a network from a checkpoint (`.pth`, `.safetensors` with the published names, or
 /// `.bpk`). `method` `None` recognises the method from the file (memvos's metadata, else the
 /// keys); an explicit method that the file does not hold is refused, naming both methods and

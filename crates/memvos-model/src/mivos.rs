@@ -15,7 +15,7 @@ use memvos_memory::Similarity;
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::{DecoderWidths, MivosDecoder, conv, expand_batch};
-use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, others_of};
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, encoder_input, others_of};
 
 /// The shape of a MiVOS network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,8 +80,9 @@ impl KeyValue {
 /// 4-channel stage-0 encoder).
 pub fn memory_features(encoder: &ResNet, frame: Tensor<4>, masks: Tensor<4>) -> Tensor<4> {
     let k = masks.dims()[0];
+    let frame_rows = frame.dims()[0];
     let rgb = expand_batch(&frame, k);
-    let x = if encoder.conv1.weight.dims()[1] == 4 { Tensor::cat(vec![rgb, masks], 1) } else { Tensor::cat(vec![rgb, masks.clone(), others_of(&masks)], 1) };
+    let x = encoder_input(encoder.conv1.weight.dims()[1], rgb, masks.clone(), others_of(&masks, frame_rows));
     encoder.forward(x).f16
 }
 

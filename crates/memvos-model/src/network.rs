@@ -83,6 +83,10 @@ pub trait MemoryNetwork {
     /// Encodes frame `frame` with the probabilities `masks` of `K` objects into memory. `query`
     /// is the same frame's [`Query`]; `next` is the following frame, given when
     /// [`Self::uses_next_frame`] says so (IMSFR gates its values with it).
+    ///
+    /// Several frames at once (training batches): `frame`, `query` and `next` of `F` rows and
+    /// `masks` of `F·K` rows, each frame's objects together; keys and values come back with a
+    /// row per frame (shared keys) or per object, in the same order.
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding;
 
     /// Reads one object group's memory: the stored frames at `positions` (the policy's choice)
@@ -152,12 +156,12 @@ impl Method {
         }
     }
 
-    /// The published checkpoint's file name, if one is published.
+    /// The published checkpoint (file name, or where it is published), if there is one.
     pub fn published_checkpoint(self) -> Option<&'static str> {
         match self {
             Method::Mivos => Some("propagation_model.pth"),
             Method::Stcn => Some("stcn.pth"),
-            Method::Qdmn => Some("QDMN.pth"),
+            Method::Qdmn => Some("QDMN s012 (Google Drive id 1fdiGFGol1ecVowPe6gfRHsRs9zCThFXB)"),
             Method::Gsfm | Method::Imsfr => None,
         }
     }
@@ -205,11 +209,25 @@ impl std::str::FromStr for Method {
     }
 }
 
+/// The input of a value/memory encoder whose first conv takes `in_channels`: `[RGB, own mask,
+/// others]` (5 channels), or `[RGB, own mask]` for a stage-0 (4-channel) encoder.
+pub fn encoder_input(in_channels: usize, rgb: Tensor<4>, masks: Tensor<4>, others: Tensor<4>) -> Tensor<4> {
+    if in_channels == 4 { Tensor::cat(vec![rgb, masks], 1) } else { Tensor::cat(vec![rgb, masks, others], 1) }
+}
+
 /// The value `others` of the value/memory encoders' input: for object `i`, the sum of the other
-/// objects' probabilities (zero for one object). `masks` `[K, 1, H, W]`.
-pub fn others_of(masks: &Tensor<4>) -> Tensor<4> {
-    let [k, c, h, w] = masks.dims();
-    masks.clone().sum_dim(0).expand([k, c, h, w]) - masks.clone()
+/// objects' probabilities of the same frame (zero for one object). `masks` `[F·K, 1, H, W]` holds
+/// the `K` objects of each of `frames` frames, frame by frame (`frames = 1`: one frame's objects).
+pub fn others_of(masks: &Tensor<4>, frames: usize) -> Tensor<4> {
+    let [n, c, h, w] = masks.dims();
+    let f = frames.max(1);
+    let k = n / f;
+    if k * f != n || f == 1 {
+        return masks.clone().sum_dim(0).expand([n, c, h, w]) - masks.clone();
+    }
+    let grouped: Tensor<5> = masks.clone().reshape([f, k, c, h, w]);
+    let total = grouped.sum_dim(1).expand([f, k, c, h, w]).reshape([n, c, h, w]);
+    total - masks.clone()
 }
 
 #[cfg(test)]

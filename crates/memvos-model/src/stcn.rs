@@ -16,7 +16,7 @@ use memvos_memory::{MemoryBank, Similarity};
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::{Decoder, DecoderWidths, FeatureFusionBlock, conv, expand_batch};
-use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, others_of};
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query, encoder_input, others_of};
 
 /// The shape of an STCN network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ impl ValueEncoder {
     /// `image` `[K, 3, H, W]`, `key_f16` `[K, 1024, h, w]`, `mask` / `others` `[K, 1, H, W]` →
     /// values `[K, 512, h, w]`. A 4-channel (stage-0) trunk gets no `others`.
     pub fn forward(&self, image: Tensor<4>, key_f16: Tensor<4>, mask: Tensor<4>, others: Tensor<4>) -> Tensor<4> {
-        let x = if self.trunk.conv1.weight.dims()[1] == 4 { Tensor::cat(vec![image, mask], 1) } else { Tensor::cat(vec![image, mask, others], 1) };
+        let x = encoder_input(self.trunk.conv1.weight.dims()[1], image, mask, others);
         let f16 = self.trunk.forward(x).f16;
         self.fuser.forward(f16, key_f16)
     }
@@ -108,7 +108,7 @@ impl ValueEncoder {
     /// `masks` `[K, 1, H, W]`; "others" of object `i` is the sum of the other objects' masks.
     pub fn encode(&self, frame: Tensor<4>, key_f16: Tensor<4>, masks: Tensor<4>) -> Tensor<4> {
         let k = masks.dims()[0];
-        let others = others_of(&masks);
+        let others = others_of(&masks, frame.dims()[0]);
         self.forward(expand_batch(&frame, k), expand_batch(&key_f16, k), masks, others)
     }
 }

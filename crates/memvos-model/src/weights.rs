@@ -175,6 +175,33 @@ pub fn detect(path: &Path) -> Result<Method, WeightError> {
     Method::detect(&keys).ok_or_else(|| WeightError::UnknownMethod { path: path.to_path_buf(), sample: keys.into_iter().take(5).collect() })
 }
 
+/// One float32 tensor of a `.pth` or `.safetensors` file by its PyTorch name: its shape and
+/// values (`None` when the file has no such tensor).
+pub fn read_tensor(path: &Path, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>, WeightError> {
+    let floats = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>();
+    match Format::of(path)? {
+        Format::Pytorch => {
+            let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| read_err(path, e))?;
+            let Some(t) = reader.get(name) else { return Ok(None) };
+            if t.dtype() != pytorch_reader::DType::F32 {
+                return Err(read_err(path, format!("{name} is {:?}, not float32", t.dtype())));
+            }
+            let bytes = t.read().map_err(|e| read_err(path, e))?;
+            Ok(Some((t.shape().to_vec(), floats(&bytes))))
+        }
+        Format::Safetensors => {
+            let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
+            let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| read_err(path, e))?;
+            match st.tensor(name) {
+                Ok(v) if v.dtype() == safetensors::Dtype::F32 => Ok(Some((v.shape().to_vec(), floats(v.data())))),
+                Ok(v) => Err(read_err(path, format!("{name} is {:?}, not float32", v.dtype()))),
+                Err(_) => Ok(None),
+            }
+        }
+        Format::Burnpack => Err(read_err(path, "reading single tensors needs .pth or .safetensors")),
+    }
+}
+
 /// The PyTorch `state_dict` names a module expects (without `num_batches_tracked`).
 pub fn expected_names<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &[(&str, &str)]) -> Vec<String> {
     formula::state_dict_entries(module, inverse_renames).into_iter().map(|(n, _)| n).collect()

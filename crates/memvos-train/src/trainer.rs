@@ -1,0 +1,337 @@
+//! The iteration loop: Adam with weight decay and the step schedule, the 3-frame step on one
+//! device or split over several (burn's multi-device gradients), checkpoints every
+//! `checkpoint_every` iterations written atomically, and a resume that loses nothing.
+//!
+//! A checkpoint is three files in the output folder: `model-NNNNNNN.bpk` (the network, burn's
+//! burnpack), `optim-NNNNNNN.bpk` (Adam's moments and step counts), and `checkpoint.json`
+//! (method, stage, the recipe, the iteration, the loss history), written last, each through a
+//! temporary file and a rename. The learning rate and the bootstrapping fraction are functions
+//! of the iteration and the data order a function of the recipe's seed and the iteration, so
+//! nothing else needs saving: a resumed run computes exactly what an uninterrupted one does.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, decay::WeightDecayConfig};
+use burn::tensor::{Bytes, Device};
+use memvos_model::{AnyNetwork, Method, weights};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Entries, Loader, LoaderError};
+use crate::recipe::Recipe;
+use crate::step::{BatchTensors, StepConfig, Trainable, forward, target_iou};
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("invalid recipe: {0}")]
+    Recipe(String),
+    #[error(transparent)]
+    Data(#[from] LoaderError),
+    #[error(transparent)]
+    Weights(#[from] weights::WeightError),
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error("--resume: {0}")]
+    Resume(String),
+    #[error("output folder {path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+    #[error("training step at iteration {iteration}: {reason}")]
+    Step { iteration: usize, reason: String },
+}
+
+/// How to run a recipe.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The folder the recipe's source roots are relative to.
+    pub data: PathBuf,
+    /// Where checkpoints, the loss curve and the final weights go.
+    pub out: PathBuf,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    /// Start from these weights (a previous stage, a published `.pth`); a stage-0 network's
+    /// 4-channel first conv gets the fifth input channel (methods.md §3.4).
+    pub init: Option<PathBuf>,
+    /// Training devices (autodiff is enabled on each); the batch is split over them. Empty:
+    /// the CPU.
+    pub devices: Vec<Device>,
+    /// Stop after this iteration without a final checkpoint, as a killed run would (tests).
+    pub stop_after: Option<usize>,
+}
+
+/// One iteration's numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterationStats {
+    pub iteration: usize,
+    pub loss: f64,
+    pub iou: f64,
+    pub lr: f64,
+    /// Wall seconds of the iteration (waiting for data included).
+    pub seconds: f64,
+}
+
+/// Receives the loop's progress (a dashboard, a progress bar, a log).
+pub trait Observer {
+    fn start(&mut self, _first: usize, _total: usize) {}
+    fn iteration(&mut self, _stats: &IterationStats) {}
+    fn checkpoint(&mut self, _iteration: usize, _folder: &Path) {}
+    /// Asked after every iteration: stop now (a checkpoint is written first).
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// The checkpoint's metadata (`checkpoint.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub method: Method,
+    pub stage: u8,
+    /// The iteration the checkpoint was taken after (the next one to run is `iteration + 1`).
+    pub iteration: usize,
+    pub recipe: Recipe,
+    pub history: Vec<IterationStats>,
+}
+
+/// What a finished (or stopped) run leaves.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// Iterations run in this call.
+    pub ran: usize,
+    /// The last iteration done.
+    pub last: Option<usize>,
+    pub history: Vec<IterationStats>,
+    /// The final weights (`final.safetensors`), when the recipe's iterations are all done.
+    pub weights: Option<PathBuf>,
+}
+
+fn ckpt_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+/// The state saved in `out`, if any.
+pub fn read_checkpoint(out: &Path) -> Result<Option<CheckpointState>, TrainError> {
+    let p = out.join("checkpoint.json");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| ckpt_err(&p, e))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| ckpt_err(&p, format!("not a memvos checkpoint: {e}")))
+}
+
+fn checkpoint_files(out: &Path, iteration: usize) -> (PathBuf, PathBuf) {
+    (out.join(format!("model-{iteration:07}.bpk")), out.join(format!("optim-{iteration:07}.bpk")))
+}
+
+/// Trains `recipe` as `opts` say, reporting to `observer`.
+pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) -> Result<TrainReport, TrainError> {
+    recipe.validate().map_err(TrainError::Recipe)?;
+    // Check everything a user can get wrong before anything heavy starts.
+    prepare_output(&opts.out)?;
+    let previous = read_checkpoint(&opts.out)?;
+    match (&previous, opts.resume) {
+        (None, true) => return Err(TrainError::Resume(format!("no checkpoint in {} (checkpoint.json is missing)", opts.out.display()))),
+        (Some(s), false) => {
+            return Err(TrainError::Output { path: opts.out.clone(), reason: format!("holds a checkpoint (iteration {}): pass --resume to continue it, or choose another --out", s.iteration) });
+        }
+        (Some(s), true) if (s.method, s.stage) != (recipe.method, recipe.stage) => {
+            return Err(TrainError::Resume(format!("the checkpoint in {} is {} stage {}, the recipe {} stage {}", opts.out.display(), s.method, s.stage, recipe.method, recipe.stage)));
+        }
+        (Some(s), true) if s.recipe.network != recipe.network => {
+            return Err(TrainError::Resume(format!("the checkpoint in {} was trained with another network configuration", opts.out.display())));
+        }
+        _ => {}
+    }
+    let entries = Arc::new(Entries::open(recipe, &opts.data)?);
+    let devices: Vec<Device> = if opts.devices.is_empty() { vec![Device::flex()] } else { opts.devices.clone() };
+    let devices: Vec<Device> = devices.into_iter().map(|d| if d.is_autodiff() { d } else { d.autodiff() }).collect();
+    if devices.len() > recipe.batch_size {
+        return Err(TrainError::Recipe(format!("batch_size {} is smaller than the {} devices", recipe.batch_size, devices.len())));
+    }
+    // The initial weights come from burn's seeded random generator, which is the process's:
+    // seed it and draw every parameter under a lock, so another thread drawing random numbers
+    // meanwhile (another run, a test) cannot change them.
+    static INIT: Mutex<()> = Mutex::new(());
+    let guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    devices[0].seed(recipe.seed);
+    let net = AnyNetwork::new(recipe.method, recipe.network_json().as_deref(), &devices[0]).map_err(|e| TrainError::Recipe(format!("network: {e}")))?;
+    macro_rules! go {
+        ($n:expr) => {{
+            let n = materialize($n)?;
+            drop(guard);
+            run(n, recipe, opts, previous, entries, &devices, observer)
+        }};
+    }
+    match net {
+        AnyNetwork::Stcn(n) => go!(n),
+        AnyNetwork::Mivos(n) => go!(n),
+        AnyNetwork::Qdmn(n) => go!(n),
+        AnyNetwork::Gsfm(n) => go!(n),
+        AnyNetwork::Imsfr(n) => go!(n),
+    }
+}
+
+/// burn initialises a parameter when it is first used; draws them all now, in module order, so
+/// the initial weights depend on the seed alone (not on which device or step touches them first).
+fn materialize<M: Module>(net: M) -> Result<M, TrainError> {
+    let record = net.clone().into_record();
+    net.try_load_record(record).map_err(|e| TrainError::Recipe(format!("network initialisation: {e}")))
+}
+
+fn prepare_output(out: &Path) -> Result<(), TrainError> {
+    let err = |reason: String| TrainError::Output { path: out.to_path_buf(), reason };
+    if out.exists() && !out.is_dir() {
+        return Err(err("is a file, not a folder".into()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| err(e.to_string()))?;
+    let probe = out.join(".memvos-write-test");
+    std::fs::write(&probe, b"").map_err(|e| err(format!("not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    // Debris of a run killed while writing: temporary files are never complete checkpoints.
+    if let Ok(dir) = std::fs::read_dir(out) {
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().contains(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    memvos_data::write_atomic(path, bytes).map_err(|e| ckpt_err(path, e))
+}
+
+fn run<M: Trainable>(
+    net: M,
+    recipe: &Recipe,
+    opts: &TrainOptions,
+    previous: Option<CheckpointState>,
+    entries: Arc<Entries>,
+    devices: &[Device],
+    observer: &mut dyn Observer,
+) -> Result<TrainReport, TrainError> {
+    let mut net = net;
+    if let Some(init) = &opts.init {
+        net = crate::init::load_initial(net, init, recipe.method)?;
+    }
+    if recipe.freeze_bn {
+        // BatchNorm in inference mode (running statistics frozen), every weight trained.
+        net = net.freeze().set_require_grad(true);
+    }
+    let wd = (recipe.weight_decay > 0.0).then(|| WeightDecayConfig::new(recipe.weight_decay as f32));
+    let mut optim: ModuleOptimizer = AdamConfig::new().with_weight_decay(wd).init();
+    let (mut history, first) = match previous {
+        Some(state) => {
+            let (mp, op) = checkpoint_files(&opts.out, state.iteration);
+            let model = std::fs::read(&mp).map_err(|e| ckpt_err(&mp, e))?;
+            let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).map_err(|e| ckpt_err(&mp, e))?;
+            net = net.try_load_record(record).map_err(|e| ckpt_err(&mp, e))?;
+            let o = std::fs::read(&op).map_err(|e| ckpt_err(&op, e))?;
+            optim = optim.from_bytes(Bytes::from_bytes_vec(o)).map_err(|e| ckpt_err(&op, e))?;
+            (state.history, state.iteration + 1)
+        }
+        None => (Vec::new(), 0),
+    };
+    let end = recipe.iterations;
+    let stop = opts.stop_after.map(|s| (s + 1).min(end)).unwrap_or(end);
+    observer.start(first, end);
+    let mut loader = Loader::start(entries, first, end, recipe.workers);
+    let mut ran = 0;
+    let mut last = first.checked_sub(1);
+    for it in first..stop {
+        let t0 = Instant::now();
+        let batch = loader.next_batch()?;
+        let lr = recipe.lr_at(it);
+        let cfg = StepConfig { objects: recipe.objects, bootstrap_p: recipe.bootstrap_p(it), boundary_weight: recipe.boundary_weight, quality_weight: recipe.quality_weight };
+        let step_err = |e: &dyn std::fmt::Display| TrainError::Step { iteration: it, reason: e.to_string() };
+        let (loss, iou);
+        if devices.len() == 1 {
+            let t = BatchTensors::new(&batch, recipe.objects, &devices[0]);
+            let out = forward(&net, &t, cfg).map_err(|e| step_err(&e))?;
+            iou = target_iou(&out, &t);
+            loss = out.loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+        } else {
+            // The batch split over the devices; each part's loss weighted by its share, the
+            // gradients summed on each parameter's device.
+            let n = devices.len();
+            let mut multi = MultiGradientsParams::default();
+            let (mut l, mut io) = (0.0, 0.0);
+            let mut start = 0;
+            for (d, device) in devices.iter().enumerate() {
+                let len = batch.size / n + usize::from(d < batch.size % n);
+                let part = batch.slice(start, len);
+                start += len;
+                let share = len as f64 / batch.size as f64;
+                let local = net.clone().fork(device);
+                let t = BatchTensors::new(&part, recipe.objects, device);
+                let out = forward(&local, &t, cfg).map_err(|e| step_err(&e))?;
+                io += share * target_iou(&out, &t);
+                let weighted = out.loss.mul_scalar(share);
+                l += weighted.clone().into_scalar::<f32>() as f64;
+                multi.grads.push((GradientsParams::from_grads(weighted.backward(), &local), device.clone()));
+            }
+            loss = l;
+            iou = io;
+            net = optim.step_multi(lr, net, multi);
+        }
+        if !loss.is_finite() {
+            return Err(TrainError::Step { iteration: it, reason: format!("the loss is {loss} (lower the learning rate?)") });
+        }
+        let stats = IterationStats { iteration: it, loss, iou, lr, seconds: t0.elapsed().as_secs_f64() };
+        observer.iteration(&stats);
+        history.push(stats);
+        ran += 1;
+        last = Some(it);
+        let stopping = observer.should_stop();
+        if (it + 1) % recipe.checkpoint_every == 0 || it + 1 == end || stopping {
+            save_checkpoint(&net, &optim, recipe, it, &history, &opts.out)?;
+            observer.checkpoint(it, &opts.out);
+        }
+        if stopping {
+            break;
+        }
+    }
+    drop(loader);
+    let weights = if last == Some(end - 1) {
+        let path = opts.out.join("final.safetensors");
+        let (_, inverse) = AnyNetwork::renames(recipe.method);
+        let mut meta = vec![(weights::METHOD_KEY, recipe.method.id().to_string())];
+        if let Some(cfg) = recipe.network_json() {
+            meta.push((weights::CONFIG_KEY, cfg));
+        }
+        meta.push(("memvos.trained", format!("{} stage {}, {} iterations", recipe.method, recipe.stage, recipe.iterations)));
+        weights::save_safetensors(&net, &path, &inverse, &meta)?;
+        Some(path)
+    } else {
+        None
+    };
+    Ok(TrainReport { ran, last, history, weights })
+}
+
+fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], out: &Path) -> Result<(), TrainError> {
+    let (mp, op) = checkpoint_files(out, iteration);
+    let model = net.clone().into_record().into_bytes().map_err(|e| ckpt_err(&mp, e))?;
+    write_atomic(&mp, &model)?;
+    let o = optim.into_bytes().map_err(|e| ckpt_err(&op, e))?;
+    write_atomic(&op, &o)?;
+    let state = CheckpointState { method: recipe.method, stage: recipe.stage, iteration, recipe: recipe.clone(), history: history.to_vec() };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| ckpt_err(out, e))?;
+    // The metadata goes last: until it is renamed into place, the previous checkpoint stands.
+    let previous = read_checkpoint(out).ok().flatten().map(|s| s.iteration);
+    write_atomic(&out.join("checkpoint.json"), &json)?;
+    if let Some(p) = previous.filter(|&p| p != iteration) {
+        let (a, b) = checkpoint_files(out, p);
+        let _ = std::fs::remove_file(a);
+        let _ = std::fs::remove_file(b);
+    }
+    crate::plot::write_loss_curve(&out.join("loss.png"), history).map_err(|e| ckpt_err(&out.join("loss.png"), e))?;
+    Ok(())
+}
