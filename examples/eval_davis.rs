@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use memvos::data::layout::Davis;
 use memvos::data::writer::DavisWriter;
 use memvos::eval::FpsMeter;
 use memvos::model::Benchmark;
-use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video};
+use memvos::output;
+use memvos::progress::Progress;
+use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video_with};
 
 #[derive(Parser)]
 #[command(about = "Segment DAVIS videos from their first-frame masks")]
@@ -25,6 +26,13 @@ struct Args {
     set: String,
     #[arg(long)]
     out: PathBuf,
+    /// Write each video's first mask in every frame instead of segmenting (the no-motion
+    /// baseline a method should beat).
+    #[arg(long)]
+    copy_first: bool,
+    /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -36,26 +44,52 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     args.model.check()?;
+    // The dataset and the output folder are checked before the network is loaded.
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
+    if dataset.videos.is_empty() {
+        return Err(format!("--davis {}: the {} {} list holds no video", args.davis.display(), args.year, args.set).into());
+    }
+    let stale = output::prepare(&args.out, "--out")?;
+    if stale > 0 {
+        println!("removed {stale} temporary file(s) of an interrupted run");
+    }
+    if args.copy_first {
+        for video in &dataset.videos {
+            let frames = load_video(video, Annotations::FirstFrame)?;
+            let first = frames.masks[0].clone().ok_or_else(|| format!("video {} has no first-frame mask", video.name))?;
+            let writer = DavisWriter::new(&args.out, args.year).with_palette(palette_of(video));
+            for name in &frames.frame_names {
+                writer.write(&video.name, name, &first)?;
+            }
+        }
+        println!("wrote the first masks of {} videos to every frame in {}", dataset.videos.len(), args.out.display());
+        return Ok(());
+    }
     let loaded = args.model.load()?;
-    println!("{} ({}, {})", loaded.device_line, loaded.method(), args.model.weights.display());
+    println!("{}", loaded.describe());
     let benchmark = if args.year == 2016 { Benchmark::Davis2016 } else { Benchmark::Davis2017 };
     let cfg = args.model.schedule_for(loaded.method(), benchmark)?;
-    let bar = ProgressBar::new(dataset.num_frames() as u64)
-        .with_style(ProgressStyle::with_template("{msg:<16} [{bar:30}] {pos}/{len} frames ({elapsed}, eta {eta})")?);
+    let mut progress = Progress::frames(dataset.num_frames() as u64);
     let mut fps = FpsMeter::new();
+    let mut skipped = 0;
     for video in &dataset.videos {
-        bar.set_message(video.name.clone());
-        let frames = load_video(video, Annotations::FirstFrame)?;
-        let outputs = run_video(&loaded, &cfg, &frames, None, &mut fps)?;
+        progress.video(&video.name);
         let writer = DavisWriter::new(&args.out, args.year).with_palette(palette_of(video));
+        let expected: Vec<PathBuf> = video.frames.iter().map(|f| writer.path(&video.name, &f.name)).collect();
+        if args.resume && output::frame_size(video).is_some_and(|(h, w)| output::complete(&expected, h, w)) {
+            skipped += 1;
+            progress.inc(video.len() as u64);
+            continue;
+        }
+        let frames = load_video(video, Annotations::FirstFrame)?;
+        let outputs = run_video_with(&loaded, &cfg, &frames, None, &mut fps, &mut |_| progress.inc(1))?;
         for (i, labels) in &outputs {
             writer.write(&video.name, &frames.frame_names[*i], labels)?;
         }
-        bar.inc(video.len() as u64);
     }
-    bar.finish_and_clear();
-    println!("wrote {} videos to {}", dataset.videos.len(), args.out.display());
+    progress.finish();
+    let from_before = if skipped > 0 { format!(" ({skipped} complete from before)") } else { String::new() };
+    println!("wrote {} videos to {}{from_before}", dataset.videos.len() - skipped, args.out.display());
     println!("{}", fps.summary());
     Ok(())
 }

@@ -1,19 +1,21 @@
 //! Runs a network on YouTube-VOS 2018/2019 validation and writes the submission layout
 //! (`<out>/Annotations/<video>/<frame>.png`, the frames `meta.json` asks for). Frames are
-//! resized to a shorter side of 480 and outputs back to the original size.
+//! resized so their shorter side is `--short-side` (480, as the published evaluations do) and
+//! the outputs back to the original size.
 //!
-//! `cargo run --release --example eval_youtube -- --root YouTube --year 2019 --out DIR --weights stcn.pth [--all-frames]`
+//! `cargo run --release --example eval_youtube -- --root YouTube --year 2019 --out DIR --weights stcn.pth [--all-frames] [--resume]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use memvos::data::layout::YouTube;
+use memvos::data::layout::{Video, YouTube};
 use memvos::data::writer::YouTubeWriter;
 use memvos::eval::FpsMeter;
 use memvos::model::Benchmark;
-use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video};
+use memvos::output;
+use memvos::progress::Progress;
+use memvos::runner::{Annotations, ModelArgs, load_video, palette_of, run_video_with};
 
 #[derive(Parser)]
 #[command(about = "Segment YouTube-VOS validation videos")]
@@ -34,6 +36,16 @@ struct Args {
     /// Write every frame, not only those `meta.json` asks for.
     #[arg(long)]
     output_all: bool,
+    /// Resize frames so their shorter side has this length (outputs come back at the original
+    /// size); the published evaluations use 480.
+    #[arg(long, default_value_t = 480)]
+    short_side: usize,
+    /// Run only the videos listed in this file, one per line (e.g. `youtube_vos --holdout N --list`).
+    #[arg(long)]
+    videos: Option<PathBuf>,
+    /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -48,26 +60,46 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--year must be 2018 or 2019, got {}", args.year).into());
     }
     args.model.check()?;
+    // The dataset and the output folder are checked before the network is loaded.
     let dataset = YouTube::new(&args.root, &args.split).all_frames(args.all_frames).open()?;
+    let names: Vec<String> = dataset.videos.iter().map(|v| v.name.clone()).collect();
+    let chosen = match &args.videos {
+        Some(list) => output::video_list(list, &names)?,
+        None => names,
+    };
+    let videos: Vec<&Video> = dataset.videos.iter().filter(|v| chosen.contains(&v.name)).collect();
+    if videos.is_empty() {
+        return Err(format!("--root {}: split {} holds no video", args.root.display(), args.split).into());
+    }
+    let stale = output::prepare(&args.out, "--out")?;
+    if stale > 0 {
+        println!("removed {stale} temporary file(s) of an interrupted run");
+    }
     let loaded = args.model.load()?;
-    println!("{} ({}, {})", loaded.device_line, loaded.method(), args.model.weights.display());
+    println!("{}", loaded.describe());
     let cfg = args.model.schedule_for(loaded.method(), Benchmark::YouTube)?;
     let writer = YouTubeWriter::new(&args.out).write_all(args.output_all);
-    let bar = ProgressBar::new(dataset.videos.len() as u64)
-        .with_style(ProgressStyle::with_template("{msg:<12} [{bar:30}] {pos}/{len} videos ({elapsed}, eta {eta})")?);
+    let mut progress = Progress::frames(videos.iter().map(|v| v.len() as u64).sum());
     let mut fps = FpsMeter::new();
-    for video in &dataset.videos {
-        bar.set_message(video.name.clone());
+    let mut skipped = 0;
+    for video in &videos {
+        progress.video(&video.name);
+        let first = video.annotated().first().copied().unwrap_or(0);
+        let expected: Vec<PathBuf> = video.frames[first..].iter().filter(|f| writer.wants(video, &f.name)).map(|f| writer.path(&video.name, &f.name)).collect();
+        if args.resume && output::frame_size(video).is_some_and(|(h, w)| output::complete(&expected, h, w)) {
+            skipped += 1;
+            progress.inc(video.len() as u64);
+            continue;
+        }
         let frames = load_video(video, Annotations::Every)?;
-        let outputs = run_video(&loaded, &cfg, &frames, Some(480), &mut fps)?;
+        let outputs = run_video_with(&loaded, &cfg, &frames, Some(args.short_side), &mut fps, &mut |_| progress.inc(1))?;
         let w = YouTubeWriter { palette: palette_of(video), ..writer.clone() };
         for (i, labels) in &outputs {
             w.write(video, &frames.frame_names[*i], labels)?;
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    println!("wrote YouTube-VOS {} {} results for {} videos to {}", args.year, args.split, dataset.videos.len(), args.out.display());
+    progress.finish();
+    println!("wrote YouTube-VOS {} {} results for {} videos to {}{}", args.year, args.split, videos.len() - skipped, args.out.display(), if skipped > 0 { format!(" ({skipped} complete from before)") } else { String::new() });
     println!("{}", fps.summary());
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! `per-sequence_results-<set>.csv` into the results folder (as the toolkit does), and the time.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -32,8 +33,13 @@ struct Args {
     bound_th: f64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    memvos::eval::metrics::check_bound_th(args.bound_th).map_err(|e| format!("--bound-th: {e}"))?;
     let start = Instant::now();
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
     let opts = EvalOptions { protocol: Protocol::from_year(args.year)?, bound_th: args.bound_th };

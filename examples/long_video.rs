@@ -8,6 +8,7 @@
 //! omitted: timing and memory do not depend on the weights, QDMN's quality gating does).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,7 +29,7 @@ struct Args {
     capacity: Option<usize>,
     #[arg(long, default_value_t = 5)]
     mem_every: usize,
-    /// QDMN's quality threshold (relative to the first frame's quality).
+    /// QDMN's quality threshold in (0, 1], relative to the first frame's quality.
     #[arg(long)]
     threshold: Option<f32>,
     #[arg(long)]
@@ -49,8 +50,18 @@ struct Args {
     seed: u64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let a = Args::parse();
+    memvos::cli::main(|| run(a))
+}
+
+fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if a.frames == 0 || a.frames > 10_000_000 {
+        return Err(format!("--frames {}: give 1 to 10,000,000 frames", a.frames).into());
+    }
+    if a.window == 0 || a.clip < 2 {
+        return Err("--window must be at least 1 and --clip at least 2".into());
+    }
     let device = memvos::device::select_and_announce(a.device)?;
     let weights = match &a.weights {
         Some(w) => w.clone(),
@@ -76,8 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for c in &report {
         println!("{:>7} {:>12.1} {:>13.2} {:>14}", c.frame, c.rss_mb.unwrap_or(f64::NAN), c.ms_per_frame, c.memory_frames);
     }
-    let first = &report[0];
-    let last = &report[report.len() - 1];
+    let (Some(first), Some(last)) = (report.first(), report.last()) else { return Err("no checkpoint was reached".into()) };
     println!(
         "policy={} frames={} rss_mb_{}={:.1} rss_mb_{}={:.1} ms_per_frame_{}={:.2} ms_per_frame_{}={:.2}",
         a.policy,

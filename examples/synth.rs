@@ -4,6 +4,7 @@
 //! [--size HxW] [--max-objects K]`
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -32,11 +33,16 @@ struct Args {
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (h, w) = s.split_once(['x', 'X']).ok_or("expected HxW, e.g. 480x854")?;
-    Ok((h.trim().parse().map_err(|e| format!("{e}"))?, w.trim().parse().map_err(|e| format!("{e}"))?))
+    let side = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((side(h)?, side(w)?))
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = SynthConfig {
         videos: args.videos,
         frames: args.frames,
@@ -46,6 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         ..Default::default()
     };
+    cfg.validate().map_err(|e| format!("--size/--frames/--videos/--max-objects: {e}"))?;
     let bar = ProgressBar::new(cfg.videos as u64)
         .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} videos ({elapsed})")?);
     bar.set_message("generating");

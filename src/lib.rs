@@ -19,6 +19,8 @@
 pub mod cli;
 pub mod device;
 pub mod long_video;
+pub mod output;
+pub mod progress;
 pub mod runner;
 pub mod timing;
 

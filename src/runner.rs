@@ -28,10 +28,12 @@ pub enum RunError {
     Data(#[from] DataError),
     #[error("video {video}: {source}")]
     Propagate { video: String, source: InferenceError },
-    #[error("video {video} has no annotated frame (no mask to start from) in {path}")]
+    #[error("video {video}: no mask shows an object to start from (looked at {path} and the other annotations)")]
     NoMask { video: String, path: PathBuf },
     #[error("{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
+    #[error("{flag} {path}: {reason}")]
+    Output { flag: &'static str, path: PathBuf, reason: String },
 }
 
 /// `--method`: a method, or `auto` to recognise it from the checkpoint.
@@ -65,9 +67,10 @@ pub struct ModelArgs {
     /// Network to run: stcn, mivos, qdmn, gsfm, imsfr, or auto (recognised from the checkpoint).
     #[arg(long, value_enum, default_value = "auto")]
     pub method: MethodChoice,
-    /// Weights: the published `.pth`, a `.safetensors` with the same names, or a burnpack `.bpk`.
+    /// Weights: the published `.pth`, a `.safetensors` with the same names, or a burnpack `.bpk`
+    /// (default: the small STCN shipped with memvos, trained on synthetic videos).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
@@ -108,17 +111,24 @@ pub struct Loaded {
     pub device: Device,
     /// One line saying which device runs.
     pub device_line: String,
+    /// Where the weights came from.
+    pub weights: String,
 }
 
 impl Loaded {
     pub fn method(&self) -> Method {
         self.net.method()
     }
+
+    /// "device (method, weights)", printed by the runners.
+    pub fn describe(&self) -> String {
+        format!("{} ({}, {})", self.device_line, self.method(), self.weights)
+    }
 }
 
 impl ModelArgs {
     /// The options with the command line's defaults, for `weights` and `method`.
-    pub fn new(weights: PathBuf, method: MethodChoice) -> Self {
+    pub fn new(weights: Option<PathBuf>, method: MethodChoice) -> Self {
         ModelArgs {
             method,
             weights,
@@ -163,8 +173,11 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded, RunError> {
         self.check()?;
         let selected = select(self.device)?;
-        let net = load_network(&self.weights, self.method.method(), &selected.device)?;
-        Ok(Loaded { net, device: selected.device, device_line: selected.description })
+        let (net, weights) = match &self.weights {
+            Some(w) => (load_network(w, self.method.method(), &selected.device)?, w.display().to_string()),
+            None => (memvos_model::load_default(self.method.method(), &selected.device)?, memvos_model::DEFAULT_MODEL_NAME.to_string()),
+        };
+        Ok(Loaded { net, device: selected.device, device_line: selected.description, weights })
     }
 
     /// The loaded method's published schedule on `benchmark`, with this run's overrides.
@@ -240,8 +253,12 @@ pub fn load_video(video: &Video, which: Annotations) -> Result<LoadedVideo, RunE
         frames.push(frame);
         masks.push(mask);
     }
-    if masks.iter().all(Option::is_none) {
-        let path = video.frames.first().and_then(|f| f.image.clone()).unwrap_or_default();
+    if which == Annotations::Every {
+        video.check_first_appearances(&masks)?;
+    }
+    let has_object = masks.iter().flatten().any(|m| m.labels.iter().any(|&v| v != 0 && v != 255));
+    if !has_object {
+        let path = video.frames.iter().find_map(|f| f.annotation.clone()).or_else(|| video.frames.first().and_then(|f| f.image.clone())).unwrap_or_default();
         return Err(RunError::NoMask { video: video.name.clone(), path });
     }
     Ok(LoadedVideo { name: video.name.clone(), frame_names: video.frames.iter().map(|f| f.name.clone()).collect(), frames, masks })
@@ -258,6 +275,18 @@ pub fn run_video(
     short_side: Option<usize>,
     fps: &mut FpsMeter,
 ) -> Result<Vec<(usize, LabelMap)>, RunError> {
+    run_video_with(loaded, cfg, video, short_side, fps, &mut |_| {})
+}
+
+/// [`run_video`], calling `on_frame(frame index)` after each frame (progress reporting).
+pub fn run_video_with(
+    loaded: &Loaded,
+    cfg: &PropagatorConfig,
+    video: &LoadedVideo,
+    short_side: Option<usize>,
+    fps: &mut FpsMeter,
+    on_frame: &mut dyn FnMut(usize),
+) -> Result<Vec<(usize, LabelMap)>, RunError> {
     let perr = |source: InferenceError| RunError::Propagate { video: video.name.clone(), source };
     let mut core = InferenceCore::new(loaded.net.network(), cfg.clone(), short_side, &loaded.device).map_err(perr)?;
     let mut out = Vec::with_capacity(video.frames.len());
@@ -267,6 +296,7 @@ pub fn run_video(
         if let Some(s) = core.step(frame, video.masks[i].as_ref()).map_err(perr)? {
             out.push((i, s.labels));
         }
+        on_frame(i);
     }
     let _ = loaded.device.sync();
     fps.stop(out.len() as u64);

@@ -22,7 +22,7 @@ fn write_video(dir: &std::path::Path, frames: usize) -> memvos::data::synth::Syn
 
 /// The runners' options with their defaults, on the CPU.
 fn model_args(weights: std::path::PathBuf, method: MethodChoice) -> ModelArgs {
-    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(weights, method) }
+    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(Some(weights), method) }
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn prepare(name: &str, out: &Path) -> (PathBuf, PathBuf, PathBuf, Golden) {
 
 /// The runners' options with their defaults, on the CPU.
 fn args(weights: std::path::PathBuf, method: MethodChoice) -> ModelArgs {
-    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(weights, method) }
+    ModelArgs { device: DeviceChoice::Cpu, ..ModelArgs::new(Some(weights), method) }
 }
 
 /// Runs the segment loop and returns, over the frames, (labels differing from the reference

@@ -19,6 +19,13 @@ use crate::error::{DataError, Result};
 use crate::frame::{Frame, LabelMap};
 use crate::io::{Palette, write_atomic, write_frame, write_mask};
 
+/// The largest side of a synthetic frame (8K video is 7680 wide).
+pub const MAX_SIDE: usize = 8192;
+/// The most frames of a synthetic video.
+pub const MAX_FRAMES: usize = 100_000;
+/// The most synthetic videos of one configuration.
+pub const MAX_VIDEOS: usize = 1_000_000;
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -59,6 +66,12 @@ impl SynthConfig {
         }
         if self.height < 16 || self.width < 16 {
             return bad("synthetic frames must be at least 16x16");
+        }
+        if self.height > MAX_SIDE || self.width > MAX_SIDE {
+            return Err(DataError::InvalidArgument(format!("synthetic frames of {}x{} (HxW): each side at most {MAX_SIDE}", self.height, self.width)));
+        }
+        if self.frames > MAX_FRAMES || self.videos > MAX_VIDEOS {
+            return Err(DataError::InvalidArgument(format!("at most {MAX_VIDEOS} synthetic videos of at most {MAX_FRAMES} frames (got {} of {})", self.videos, self.frames)));
         }
         if self.min_objects == 0 || self.min_objects > self.max_objects || self.max_objects > 254 {
             return bad("objects per video must satisfy 1 <= min <= max <= 254");
@@ -458,5 +471,9 @@ mod tests {
         assert!(generate_video(&SynthConfig { frames: 0, ..small() }, 0).is_err());
         assert!(generate_video(&SynthConfig { min_objects: 0, ..small() }, 0).is_err());
         assert!(generate_video(&SynthConfig { height: 4, ..small() }, 0).is_err());
+        for (h, w) in [(99_999_999_999, 99_999_999_999), (16, 200_000), (100_000, 100_000)] {
+            let e = generate_video(&SynthConfig { height: h, width: w, ..small() }, 0).unwrap_err().to_string();
+            assert!(e.contains("at most 8192"), "{e}");
+        }
     }
 }

@@ -57,4 +57,14 @@ pub enum EvalError {
     /// Options that make no sense (a non-integer boundary radius, an empty video list, …).
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// Local scoring needs every frame annotated (YouTube-VOS `train`); `valid`/`test` have only
+    /// first-appearance masks.
+    #[error("video {video} of split {split} has ground truth for {annotated} of its {frames} frames: scoring needs a split with full annotations (the training split; validation and test masks are not public)")]
+    IncompleteGroundTruth { split: String, video: String, annotated: usize, frames: usize },
+    /// A submission file that is not what the server reads.
+    #[error("submission file {path}: {reason}")]
+    BadSubmissionFile { path: PathBuf, reason: String },
+    /// Files in a submission that the benchmark does not ask for.
+    #[error("the submission holds {count} file(s) the benchmark does not ask for: {list}")]
+    ExtraSubmissionFiles { count: usize, list: String },
 }

@@ -9,22 +9,35 @@ use crate::error::{EvalError, Result};
 /// The toolkit's default boundary tolerance, a fraction of the image diagonal.
 pub const BOUND_TH: f64 = 0.008;
 
-/// Radius of the boundary tolerance disk: `⌈bound_th · √(H² + W²)⌉` for `bound_th < 1`, and
-/// `bound_th` itself (which must then be a whole number) otherwise.
-pub fn boundary_radius(height: usize, width: usize, bound_th: f64) -> Result<usize> {
+/// The largest boundary radius accepted, in pixels (a radius past the image's diagonal means
+/// the same as the diagonal).
+pub const MAX_BOUND_RADIUS: f64 = 10_000.0;
+
+/// Checks a `bound_th` option before any image is read: a fraction of the diagonal in (0, 1), or
+/// a whole number of pixels up to [`MAX_BOUND_RADIUS`].
+pub fn check_bound_th(bound_th: f64) -> Result<()> {
     if !(bound_th > 0.0) || !bound_th.is_finite() {
         return Err(EvalError::InvalidOption(format!("bound_th must be positive, got {bound_th}")));
     }
-    if bound_th >= 1.0 {
-        if bound_th.fract() != 0.0 {
-            return Err(EvalError::InvalidOption(format!(
-                "a boundary radius of {bound_th} pixels is not a whole number"
-            )));
-        }
-        return Ok(bound_th as usize);
+    if bound_th >= 1.0 && (bound_th.fract() != 0.0 || bound_th > MAX_BOUND_RADIUS) {
+        return Err(EvalError::InvalidOption(format!(
+            "bound_th {bound_th}: a radius in pixels must be a whole number up to {MAX_BOUND_RADIUS} (or give a fraction of the diagonal below 1)"
+        )));
     }
+    Ok(())
+}
+
+/// Radius of the boundary tolerance disk: `⌈bound_th · √(H² + W²)⌉` for `bound_th < 1`, and
+/// `bound_th` itself (which must then be a whole number) otherwise; never more than the
+/// diagonal (a larger disk covers the same pixels).
+pub fn boundary_radius(height: usize, width: usize, bound_th: f64) -> Result<usize> {
+    check_bound_th(bound_th)?;
     let diag = ((height * height + width * width) as f64).sqrt();
-    Ok((bound_th * diag).ceil() as usize)
+    let cap = (diag.ceil() as usize).max(1);
+    if bound_th >= 1.0 {
+        return Ok((bound_th as usize).min(cap));
+    }
+    Ok(((bound_th * diag).ceil() as usize).min(cap))
 }
 
 /// Region similarity: `|G ∩ P| / |G ∪ P|`, and 1 when both are empty.

@@ -185,7 +185,7 @@ fn youtube_local_scoring_and_packaging() {
         let gt = ds.videos[0].read_annotation(i, None).unwrap().unwrap();
         write_mask(&submission_path(&sub, "v", f), &gt, &pal).unwrap();
     }
-    let scores = score_videos(&ds, &["v".to_string()], &sub, 0.008).unwrap();
+    let scores = score_videos(&ds, "train", &["v".to_string()], &sub, 0.008).unwrap();
     // Object 3 scored on 00005, 00010, 00015; object 7 (first seen at 00010) on 00015 only.
     let shape: Vec<(u8, usize)> = scores.objects.iter().map(|o| (o.id, o.j.len())).collect();
     assert_eq!(shape, vec![(3, 3), (7, 1)]);
@@ -209,19 +209,80 @@ fn youtube_local_scoring_and_packaging() {
     fs::remove_file(submission_path(&sub, "v", "00010")).unwrap();
     let err = check_submission(&ds, &sub).unwrap_err();
     assert!(matches!(err, EvalError::MissingSubmissionFrame { ref frame, .. } if frame == "00010"), "{err}");
-    assert!(matches!(score_videos(&ds, &["v".into()], &sub, 0.008).unwrap_err(), EvalError::MissingFrame { .. }));
+    assert!(matches!(score_videos(&ds, "train", &["v".into()], &sub, 0.008).unwrap_err(), EvalError::MissingFrame { .. }));
     write_mask(&submission_path(&sub, "v", "00010"), &square(20, 30, 9, 0, 0, 2), &pal).unwrap();
-    let err = score_videos(&ds, &["v".into()], &sub, 0.008).unwrap_err();
+    let err = score_videos(&ds, "train", &["v".into()], &sub, 0.008).unwrap_err();
     assert!(matches!(err, EvalError::UnknownLabel { label: 9, .. }), "{err}");
-    assert!(score_videos(&ds, &[], &sub, 0.008).is_err());
-    assert!(score_videos(&ds, &["nope".into()], &sub, 0.008).is_err());
+    assert!(score_videos(&ds, "train", &[], &sub, 0.008).is_err());
+    assert!(score_videos(&ds, "train", &["nope".into()], &sub, 0.008).is_err());
 }
 
 #[test]
 fn holdout_is_deterministic_and_sized() {
     let names: Vec<String> = (0..50).map(|i| format!("vid{i:03}")).collect();
-    let a = holdout(&names, 10, 1);
+    let a = holdout(&names, 10, 1).unwrap();
     assert_eq!(a.len(), 10);
-    assert_eq!(a, holdout(&names, 10, 1));
-    assert_ne!(a, holdout(&names, 10, 2));
+    assert_eq!(a, holdout(&names, 10, 1).unwrap());
+    assert_ne!(a, holdout(&names, 10, 2).unwrap());
+    // Holding out more videos than the split has, or none, is an error, not a quiet smaller set.
+    let err = holdout(&names[..4], 10, 0).unwrap_err().to_string();
+    assert!(err.contains("--score 10") && err.contains("4 video(s)"), "{err}");
+    assert!(holdout(&names, 0, 0).is_err());
+}
+
+#[test]
+fn scoring_refuses_a_split_without_full_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    make_youtube(root);
+    // A validation-like split: only the first-appearance masks are public.
+    for f in ["00005", "00015"] {
+        fs::remove_file(root.join(format!("train/Annotations/v/{f}.png"))).unwrap();
+    }
+    let ds = YouTube::new(root, "train").open().unwrap();
+    let err = score_videos(&ds, "valid", &["v".into()], &root.join("sub"), 0.008).unwrap_err();
+    assert!(matches!(err, EvalError::IncompleteGroundTruth { annotated: 2, frames: 4, .. }), "{err}");
+    assert!(err.to_string().contains("split valid"), "{err}");
+}
+
+#[test]
+fn the_submission_check_decodes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    make_youtube(root);
+    let ds = YouTube::new(root, "train").open().unwrap();
+    let pal = Palette::davis();
+    let sub = root.join("sub");
+    let write_all = || {
+        for (i, f) in ["00000", "00005", "00010", "00015"].iter().enumerate() {
+            let gt = ds.videos[0].read_annotation(i, None).unwrap().unwrap();
+            write_mask(&submission_path(&sub, "v", f), &gt, &pal).unwrap();
+        }
+    };
+    write_all();
+    check_submission(&ds, &sub).unwrap();
+    let target = submission_path(&sub, "v", "00005");
+    // A text file.
+    fs::write(&target, b"not an image").unwrap();
+    let err = check_submission(&ds, &sub).unwrap_err();
+    assert!(matches!(err, EvalError::BadSubmissionFile { .. }) && err.to_string().contains("not a PNG"), "{err}");
+    // An RGB PNG.
+    image::RgbImage::new(30, 20).save(&target).unwrap();
+    let err = check_submission(&ds, &sub).unwrap_err().to_string();
+    assert!(err.contains("Rgb") && err.contains("palette"), "{err}");
+    // A palette PNG of another size.
+    write_mask(&target, &square(100, 200, 3, 0, 0, 2), &pal).unwrap();
+    let err = check_submission(&ds, &sub).unwrap_err().to_string();
+    assert!(err.contains("200x100") && err.contains("30x20"), "{err}");
+    // A label the video does not have.
+    write_mask(&target, &square(20, 30, 9, 0, 0, 2), &pal).unwrap();
+    let err = check_submission(&ds, &sub).unwrap_err().to_string();
+    assert!(err.contains("label 9") && err.contains("3, 7"), "{err}");
+    // Extra frames and an extra video are reported, not dropped.
+    write_all();
+    write_mask(&submission_path(&sub, "v", "00001"), &square(20, 30, 3, 0, 0, 2), &pal).unwrap();
+    write_mask(&submission_path(&sub, "w", "00000"), &square(20, 30, 3, 0, 0, 2), &pal).unwrap();
+    let err = check_submission(&ds, &sub).unwrap_err();
+    assert!(matches!(err, EvalError::ExtraSubmissionFiles { count: 2, .. }), "{err}");
+    assert!(err.to_string().contains("00001.png") && err.to_string().contains("w/00000.png"), "{err}");
 }

@@ -203,6 +203,38 @@ pub fn load_network(path: &Path, method: Option<Method>, device: &Device) -> Res
     Ok(net)
 }
 
+/// The model shipped inside memvos, used when no weights are given: a small STCN trained on a
+/// CPU on synthetic videos (its recipe, training command and scores are in the README). The
+/// file carries its method and network configuration.
+pub const DEFAULT_MODEL: &[u8] = include_bytes!("../../../models/memvos-small-stcn.safetensors");
+
+/// The name the default model goes by in messages.
+pub const DEFAULT_MODEL_NAME: &str = "the shipped default model (models/memvos-small-stcn.safetensors)";
+
+/// Loads a network from the bytes of a safetensors checkpoint written by memvos (its method and
+/// configuration in the metadata; `label` names it in errors).
+pub fn load_network_bytes(bytes: &[u8], label: &Path, method: Option<Method>, device: &Device) -> Result<AnyNetwork, WeightError> {
+    let (tensors, meta) = weights::safetensors_header_of_bytes(label, bytes)?;
+    let keys: Vec<String> = tensors.into_iter().map(|(n, _, _)| n).collect();
+    let found = match meta.get(weights::METHOD_KEY) {
+        Some(m) => m.parse().map_err(|e: String| WeightError::Config { path: label.to_path_buf(), reason: e })?,
+        None => Method::detect(&keys).ok_or_else(|| WeightError::UnknownMethod { path: label.to_path_buf(), sample: keys.iter().take(5).cloned().collect() })?,
+    };
+    if let Some(m) = method.filter(|&m| m != found) {
+        let (missing, unexpected) = weights::key_diff(&keys, &published_names(m));
+        return Err(WeightError::WrongMethod { path: label.to_path_buf(), expected: m, found, missing, unexpected });
+    }
+    let mut net = AnyNetwork::new(found, meta.get(weights::CONFIG_KEY).map(String::as_str), device).map_err(|reason| WeightError::Config { path: label.to_path_buf(), reason })?;
+    let (fwd, _) = AnyNetwork::renames(found);
+    each!(&mut net, n => weights::load_safetensors_bytes(n, bytes, label, found, &fwd))?;
+    Ok(net)
+}
+
+/// The shipped default model ([`DEFAULT_MODEL`]).
+pub fn load_default(method: Option<Method>, device: &Device) -> Result<AnyNetwork, WeightError> {
+    load_network_bytes(DEFAULT_MODEL, Path::new(DEFAULT_MODEL_NAME), method, device)
+}
+
 /// Writes a checkpoint of `method` (published shape) filled by the parity fixtures' formula
 /// (`WEIGHTS-FORMULA.md`), as `.pth` or `.safetensors` with the published names: deterministic
 /// weights for demos and tests, loaded exactly like a published checkpoint.

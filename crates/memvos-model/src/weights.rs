@@ -103,8 +103,11 @@ fn read_err(path: &Path, e: impl std::fmt::Display) -> WeightError {
 /// The largest safetensors header memvos reads (the published checkpoints' are ~60 KB).
 const MAX_HEADER: u64 = 64 << 20;
 
-/// A safetensors file's header: tensor names with their dtype and shape, and the metadata.
-fn safetensors_header(path: &Path) -> Result<(Vec<(String, String, Vec<usize>)>, BTreeMap<String, String>), WeightError> {
+/// A safetensors header: tensor names with their dtype and shape, and the metadata.
+type Header = (Vec<(String, String, Vec<usize>)>, BTreeMap<String, String>);
+
+/// A safetensors file's header.
+fn safetensors_header(path: &Path) -> Result<Header, WeightError> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| read_err(path, e))?;
     let file_len = f.metadata().map_err(|e| read_err(path, e))?.len();
@@ -116,7 +119,20 @@ fn safetensors_header(path: &Path) -> Result<(Vec<(String, String, Vec<usize>)>,
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|e| read_err(path, e))?;
-    let json: serde_json::Value = serde_json::from_slice(&header).map_err(|e| read_err(path, format!("safetensors header is not JSON: {e}")))?;
+    parse_header(path, &header)
+}
+
+/// The header of safetensors bytes held in memory.
+pub fn safetensors_header_of_bytes(label: &Path, bytes: &[u8]) -> Result<Header, WeightError> {
+    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).ok_or_else(|| read_err(label, "not a safetensors file"))?;
+    if n > MAX_HEADER || n + 8 > bytes.len() as u64 {
+        return Err(read_err(label, format!("not a safetensors file: header length {n} does not fit {} bytes", bytes.len())));
+    }
+    parse_header(label, &bytes[8..8 + n as usize])
+}
+
+fn parse_header(path: &Path, header: &[u8]) -> Result<Header, WeightError> {
+    let json: serde_json::Value = serde_json::from_slice(header).map_err(|e| read_err(path, format!("safetensors header is not JSON: {e}")))?;
     let obj = json.as_object().ok_or_else(|| read_err(path, "safetensors header is not a JSON object"))?;
     let mut tensors = Vec::new();
     let mut meta = BTreeMap::new();

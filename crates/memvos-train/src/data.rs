@@ -104,6 +104,7 @@ enum Item {
 pub struct Entries {
     items: Vec<Item>,
     crop: usize,
+    crop_scale: Option<(f32, f32)>,
     objects: usize,
     seed: u64,
     iterations: usize,
@@ -179,7 +180,7 @@ impl Entries {
                 return Err(empty(if kind == "static" { "image" } else { "video" }));
             }
         }
-        Ok(Entries { items, crop: recipe.crop, objects: recipe.objects, seed: recipe.seed, iterations: recipe.iterations, batch: recipe.batch_size })
+        Ok(Entries { items, crop: recipe.crop, crop_scale: recipe.crop_scale, objects: recipe.objects, seed: recipe.seed, iterations: recipe.iterations, batch: recipe.batch_size })
     }
 
     /// Number of entries (one epoch).
@@ -258,7 +259,10 @@ impl Entries {
     /// Object selection, augmentation and masks of a 3-frame clip (methods.md §4.3).
     fn finish_clip(&self, pairs: Vec<(Frame, LabelMap)>, bl30k: bool, rng: &mut ChaCha8Rng, name: &str) -> Result<Sample, LoaderError> {
         let (frames, masks): (Vec<Frame>, Vec<LabelMap>) = pairs.into_iter().unzip();
-        let aug = if bl30k { VideoAugment { size: self.crop, ..VideoAugment::bl30k() } } else { VideoAugment { size: self.crop, ..VideoAugment::default() } };
+        let mut aug = if bl30k { VideoAugment { size: self.crop, ..VideoAugment::bl30k() } } else { VideoAugment { size: self.crop, ..VideoAugment::default() } };
+        if let Some(scale) = self.crop_scale {
+            aug.crop_scale = scale;
+        }
         // Up to five augmentations until the first frame shows a usable object; after that the
         // target is absent (all-empty masks), as published.
         let mut tries = 0;

@@ -168,6 +168,10 @@ pub struct Recipe {
     /// Threads preparing samples.
     #[serde(default = "two")]
     pub workers: usize,
+    /// The area range of the random resized crop of video sources (default: methods.md §4.3,
+    /// 0.36–1, BL30K 0.25–1). A smaller range keeps the crop's scale near the frame's.
+    #[serde(default)]
+    pub crop_scale: Option<(f32, f32)>,
     pub sources: Vec<Source>,
 }
 
@@ -341,6 +345,11 @@ impl Recipe {
         }
         if self.bootstrap.start > self.bootstrap.end || !(self.bootstrap.p > 0.0 && self.bootstrap.p <= 1.0) {
             return Err("bootstrap: start must not exceed end, p must be in (0, 1]".into());
+        }
+        if let Some((a, b)) = self.crop_scale {
+            if !(a > 0.0 && a <= b && b <= 1.0) {
+                return Err(format!("crop_scale = ({a}, {b}) must satisfy 0 < min <= max <= 1"));
+            }
         }
         if self.sources.is_empty() {
             return Err("sources: at least one data source".into());

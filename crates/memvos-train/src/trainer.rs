@@ -8,6 +8,8 @@
 //! temporary file and a rename. The learning rate and the bootstrapping fraction are functions
 //! of the iteration and the data order a function of the recipe's seed and the iteration, so
 //! nothing else needs saving: a resumed run computes exactly what an uninterrupted one does.
+//! Each checkpoint also exports `weights.safetensors` (the weights so far, with the method and
+//! configuration), and the end of the run `final.safetensors`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -300,20 +302,24 @@ fn run<M: Trainable>(
         }
     }
     drop(loader);
-    let weights = if last == Some(end - 1) {
-        let path = opts.out.join("final.safetensors");
-        let (_, inverse) = AnyNetwork::renames(recipe.method);
-        let mut meta = vec![(weights::METHOD_KEY, recipe.method.id().to_string())];
-        if let Some(cfg) = recipe.network_json() {
-            meta.push((weights::CONFIG_KEY, cfg));
-        }
-        meta.push(("memvos.trained", format!("{} stage {}, {} iterations", recipe.method, recipe.stage, recipe.iterations)));
-        weights::save_safetensors(&net, &path, &inverse, &meta)?;
-        Some(path)
-    } else {
-        None
+    let weights = match last {
+        Some(l) if l + 1 == end => Some(export(&net, recipe, l, &opts.out.join("final.safetensors"))?),
+        _ => None,
     };
     Ok(TrainReport { ran, last, history, weights })
+}
+
+/// Writes the network's weights with the published names and memvos's metadata (method,
+/// network configuration, how far it was trained), loadable by every runner.
+fn export<M: Module>(net: &M, recipe: &Recipe, iteration: usize, path: &Path) -> Result<PathBuf, TrainError> {
+    let (_, inverse) = AnyNetwork::renames(recipe.method);
+    let mut meta = vec![(weights::METHOD_KEY, recipe.method.id().to_string())];
+    if let Some(cfg) = recipe.network_json() {
+        meta.push((weights::CONFIG_KEY, cfg));
+    }
+    meta.push(("memvos.trained", format!("{} stage {}, {} of {} iterations", recipe.method, recipe.stage, iteration + 1, recipe.iterations)));
+    weights::save_safetensors(net, path, &inverse, &meta)?;
+    Ok(path.to_path_buf())
 }
 
 fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], out: &Path) -> Result<(), TrainError> {
@@ -333,5 +339,7 @@ fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe,
         let _ = std::fs::remove_file(b);
     }
     crate::plot::write_loss_curve(&out.join("loss.png"), history).map_err(|e| ckpt_err(&out.join("loss.png"), e))?;
+    // The weights so far, for evaluating a run while it trains.
+    export(net, recipe, iteration, &out.join("weights.safetensors"))?;
     Ok(())
 }

@@ -97,6 +97,22 @@ impl Video {
     }
 
     /// Decodes frame `i` and its annotation, checking that their sizes agree.
+    /// Checks that every object of the index (`meta.json`) shows in the mask of the frame it
+    /// first appears on; `masks[i]` is frame `i`'s mask where one was read.
+    pub fn check_first_appearances(&self, masks: &[Option<LabelMap>]) -> Result<()> {
+        for o in &self.objects {
+            let Some(i) = self.position(&o.first_frame) else {
+                return Err(DataError::MissingFirstMask { video: self.name.clone(), object: o.id, frame: o.first_frame.clone(), path: None });
+            };
+            let shows = masks.get(i).and_then(|m| m.as_ref()).is_some_and(|m| m.labels.iter().any(|&v| v == o.id));
+            if !shows {
+                let path = self.frames[i].annotation.clone();
+                return Err(DataError::MissingFirstMask { video: self.name.clone(), object: o.id, frame: o.first_frame.clone(), path });
+            }
+        }
+        Ok(())
+    }
+
     pub fn read_pair(&self, i: usize) -> Result<(Frame, Option<LabelMap>)> {
         let frame = self.read_frame(i)?;
         let mask = self.read_annotation(i, Some((frame.height(), frame.width())))?;

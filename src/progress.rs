@@ -1,0 +1,63 @@
+//! Progress of the long runners, counted in frames: a bar on a terminal, and when the output is
+//! redirected (a log file, CI) a line every ten seconds instead.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// How often a line is logged when not on a terminal.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    video: String,
+    start: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    /// A reporter of `total` frames.
+    pub fn frames(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("{msg:<16} [{bar:30}] {pos}/{len} frames ({per_sec}, {elapsed}, eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style);
+            b
+        });
+        let now = Instant::now();
+        Progress { bar, total, done: 0, video: String::new(), start: now, last_log: now }
+    }
+
+    /// The video being worked on.
+    pub fn video(&mut self, name: &str) {
+        self.video = name.to_string();
+        if let Some(b) = &self.bar {
+            b.set_message(name.to_string());
+        }
+    }
+
+    /// `n` more frames done.
+    pub fn inc(&mut self, n: u64) {
+        self.done += n;
+        match &self.bar {
+            Some(b) => b.inc(n),
+            None if self.last_log.elapsed() >= LOG_EVERY => {
+                let secs = self.start.elapsed().as_secs_f64();
+                let rate = self.done as f64 / secs.max(1e-9);
+                let left = (self.total.saturating_sub(self.done)) as f64 / rate.max(1e-9);
+                eprintln!("{}/{} frames ({:.1}%), video {}, {:.2} frames/s, {:.0} s elapsed, about {:.0} s left", self.done, self.total, 100.0 * self.done as f64 / self.total.max(1) as f64, self.video, rate, secs, left);
+                self.last_log = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
