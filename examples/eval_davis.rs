@@ -49,17 +49,21 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if dataset.videos.is_empty() {
         return Err(format!("--davis {}: the {} {} list holds no video", args.davis.display(), args.year, args.set).into());
     }
+    if !args.copy_first {
+        for v in &dataset.videos {
+            v.check_images()?;
+        }
+    }
     let stale = output::prepare(&args.out, "--out")?;
     if stale > 0 {
         println!("removed {stale} temporary file(s) of an interrupted run");
     }
     if args.copy_first {
         for video in &dataset.videos {
-            let frames = load_video(video, Annotations::FirstFrame)?;
-            let first = frames.masks[0].clone().ok_or_else(|| format!("video {} has no first-frame mask", video.name))?;
+            let first = video.read_annotation(0, None)?.ok_or_else(|| format!("video {} has no first-frame mask", video.name))?;
             let writer = DavisWriter::new(&args.out, args.year).with_palette(palette_of(video));
-            for name in &frames.frame_names {
-                writer.write(&video.name, name, &first)?;
+            for f in &video.frames {
+                writer.write(&video.name, &f.name, &first)?;
             }
         }
         println!("wrote the first masks of {} videos to every frame in {}", dataset.videos.len(), args.out.display());

@@ -71,6 +71,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if videos.is_empty() {
         return Err(format!("--root {}: split {} holds no video", args.root.display(), args.split).into());
     }
+    for v in &videos {
+        v.check_images()?;
+    }
     let stale = output::prepare(&args.out, "--out")?;
     if stale > 0 {
         println!("removed {stale} temporary file(s) of an interrupted run");

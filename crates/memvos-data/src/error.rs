@@ -65,6 +65,10 @@ pub enum DataError {
     /// A palette that is not a whole number of RGB triples, or longer than 256 entries.
     #[error("invalid palette of {len} bytes (must be 3..=768 and a multiple of 3)")]
     InvalidPalette { len: usize },
+    /// A listed frame with no image file (an annotations-only root: enough to evaluate, not to
+    /// segment).
+    #[error("video {video}, frame {frame}: no image file (is the root's JPEGImages folder missing? an annotations-only root can be evaluated, not segmented)")]
+    NoImage { video: String, frame: String },
     /// An index file (YouTube-VOS `meta.json`) says an object first appears on a frame whose
     /// mask does not show it.
     #[error("video {video}: object {object} first appears on frame {frame} (meta.json), but {}", match .path { Some(p) => format!("its mask {} does not hold label {object}", p.display()), None => "that frame has no mask".to_string() })]

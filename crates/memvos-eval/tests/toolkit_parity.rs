@@ -2,7 +2,8 @@
 //! with davis2017-evaluation at ac7c43f): every per-frame J and F within 1e-9, every statistic
 //! within 1e-12, the CSVs identical as text (so every cell within 1e-9), and the statistics test
 //! vectors of `unit_cases.json`. Also the real OSVOS prediction of `../shared/data/davis-real`
-//! against its toolkit scores (skipped, with a message, where that folder is absent).
+//! against its toolkit scores (skipped, with a message, where that folder is absent — except in
+//! CI, where its absence is a failure).
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +43,7 @@ fn per_frame_j_and_f_on_every_frame() {
     let root = fixture();
     let expected = json(&root.join("expected/per_frame.json"));
     let ds = Davis::new(&root, 2017, "val").open().unwrap();
-    let mut checked = 0;
+    let (mut checked, mut skipped) = (0, 0);
     for seq in expected["sequences"].as_array().unwrap() {
         let name = seq["name"].as_str().unwrap();
         let video = ds.video(name).unwrap();
@@ -51,9 +52,15 @@ fn per_frame_j_and_f_on_every_frame() {
         let r = boundary_radius(h, w, 0.008).unwrap();
         assert_eq!(r as u64, seq["bound_pix"].as_u64().unwrap(), "{name}");
         let ids: Vec<String> = seq["frame_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let absent: Vec<String> = seq["prediction_frames_missing"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         for (t, fid) in ids.iter().enumerate() {
             let pred_path = root.join("results").join(name).join(format!("{fid}.png"));
+            // The fixture leaves some predictions out on purpose; only those may be absent, and
+            // the toolkit scores none of their frames.
             if !pred_path.is_file() {
+                assert!(absent.contains(fid), "{name}: prediction {fid} is missing but the fixture has it");
+                assert!(seq["objects"].as_array().unwrap().iter().all(|o| o["J_all_frames"][t].is_null()), "{name} {fid}");
+                skipped += 1;
                 continue;
             }
             let gt = video.read_annotation(t, None).unwrap().unwrap().labels.mapv(|v| if v == 255 { 0 } else { v });
@@ -68,7 +75,8 @@ fn per_frame_j_and_f_on_every_frame() {
             }
         }
     }
-    assert!(checked > 100, "only {checked} object-frames checked");
+    // Every object-frame of the fixture with a prediction (187), and the two absent frames.
+    assert_eq!((checked, skipped), (187, 2));
 }
 
 #[test]
@@ -183,32 +191,52 @@ fn decay_is_right_past_255_frames_where_the_toolkit_overflows() {
     }
 }
 
+/// `../shared/data/davis-real`; absent, the test is skipped with a message — but in CI (`CI`
+/// set) its absence is a failure, so a broken checkout cannot pass for a green run.
+fn davis_real() -> Option<PathBuf> {
+    let root = repo().join("../shared/data/davis-real");
+    if root.is_dir() {
+        return Some(root);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI is set but {} is absent", root.display());
+    eprintln!("SKIPPED: {} is absent (real DAVIS data is not redistributed)", root.display());
+    None
+}
+
 #[test]
 fn real_osvos_prediction_matches_toolkit_scores() {
-    let root = repo().join("../shared/data/davis-real");
-    if !root.is_dir() {
-        eprintln!("SKIPPED: {} is absent (real DAVIS data is not redistributed)", root.display());
-        return;
-    }
+    let Some(root) = davis_real() else { return };
     let expected = json(&root.join("expected/per_frame.json"));
     let ds = Davis::new(&root, 2017, "val").open().unwrap();
     let eval = evaluate(&ds, &root.join("results/osvos"), &EvalOptions::default(), |_| {}).unwrap();
     let mut objects = eval.objects.iter();
     for seq in expected["sequences"].as_array().unwrap() {
         for obj in seq["objects"].as_array().unwrap() {
-            let o = objects.next().unwrap();
+            let o = objects.next().expect("as many objects as the toolkit");
             let what = obj["csv_name"].as_str().unwrap();
             assert_eq!(o.csv_name(), what);
-            for (a, b) in o.j.iter().zip(floats(&obj["J"])) {
+            let (ej, ef) = (floats(&obj["J"]), floats(&obj["F"]));
+            assert_eq!((o.j.len(), o.f.len()), (ej.len(), ef.len()), "{what}: scored frames");
+            for (a, b) in o.j.iter().zip(&ej) {
                 close(*a, b.unwrap(), PER_FRAME_TOL, what);
             }
-            for (a, b) in o.f.iter().zip(floats(&obj["F"])) {
+            for (a, b) in o.f.iter().zip(&ef) {
                 close(*a, b.unwrap(), PER_FRAME_TOL, what);
             }
-            close(o.j_stats.decay, obj["J-Decay"].as_f64().unwrap(), STAT_TOL, what);
-            close(o.f_stats.recall, obj["F-Recall"].as_f64().unwrap(), STAT_TOL, what);
+            // Every statistic, as numbers (not only through the CSVs' three decimals).
+            for (key, got) in [
+                ("J-Mean", o.j_stats.mean),
+                ("J-Recall", o.j_stats.recall),
+                ("J-Decay", o.j_stats.decay),
+                ("F-Mean", o.f_stats.mean),
+                ("F-Recall", o.f_stats.recall),
+                ("F-Decay", o.f_stats.decay),
+            ] {
+                close(got, obj[key].as_f64().unwrap(), STAT_TOL, &format!("{what} {key}"));
+            }
         }
     }
+    assert!(objects.next().is_none(), "more objects than the toolkit");
     assert_eq!(global_csv(&eval), std::fs::read_to_string(root.join("expected/global_results-val.csv")).unwrap());
     assert_eq!(per_sequence_csv(&eval), std::fs::read_to_string(root.join("expected/per-sequence_results-val.csv")).unwrap());
 }

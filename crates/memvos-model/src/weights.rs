@@ -43,13 +43,12 @@ pub fn cut_list(items: &[String], max: usize) -> String {
 }
 
 fn list_problems(missing: &[String], unexpected: &[String], shapes: &[String]) -> String {
-    let mut s = String::new();
-    for (what, items) in [("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)] {
-        if !items.is_empty() {
-            s.push_str(&format!("\n  {} {what}: {}", items.len(), cut_list(items, 20)));
-        }
-    }
-    s
+    let parts: Vec<String> = [("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(what, items)| format!("{} {what}: {}", items.len(), cut_list(items, 20)))
+        .collect();
+    format!(" {}", parts.join("; "))
 }
 
 /// The safetensors metadata key holding the method of a memvos checkpoint.

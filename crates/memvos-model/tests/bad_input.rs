@@ -84,7 +84,18 @@ fn weights_of_another_method_are_refused_as_such() {
     let garbage = dir.path().join("garbage.pth");
     std::fs::write(&garbage, b"not a checkpoint").unwrap();
     assert!(matches!(load_stcn(&garbage, &Device::flex()).unwrap_err(), WeightError::Read { .. }));
-    assert!(matches!(load_stcn(&dir.path().join("w.onnx"), &Device::flex()).unwrap_err(), WeightError::Read { .. }));
+    // A file that exists but whose extension is not a weights format (not "no such file").
+    let onnx = dir.path().join("w.onnx");
+    std::fs::write(&onnx, b"\x08\x07onnx").unwrap();
+    let err = load_stcn(&onnx, &Device::flex()).unwrap_err();
+    assert!(matches!(err, WeightError::Read { .. }) && err.to_string().contains("unknown extension \"onnx\""), "{err}");
+    // A safetensors file with half-precision tensors is refused, naming them.
+    let f16 = dir.path().join("half.safetensors");
+    let data = vec![0u8; 2 * 4];
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![4], &data).unwrap();
+    std::fs::write(&f16, safetensors::serialize(vec![("key_proj.key_proj.bias".to_string(), view)], None).unwrap()).unwrap();
+    let err = load_stcn(&f16, &Device::flex()).unwrap_err().to_string();
+    assert!(err.contains("float32") && err.contains("key_proj.key_proj.bias (F16)"), "{err}");
 }
 
 fn small_video() -> (Vec<Frame>, LabelMap) {

@@ -29,7 +29,7 @@ fn every_checkpoint_is_recognised_and_every_mismatch_refused() {
             assert!(!(missing.is_empty() && unexpected.is_empty()), "{held} as {asked}: no key differs?");
             let msg = err.to_string();
             assert!(msg.contains(held.name()) && msg.contains(asked.name()) && msg.contains(&format!("--method {}", asked.id())), "{msg}");
-            assert!(msg.lines().all(|l| l.len() < 2000), "long lists are cut: {msg}");
+            assert!(!msg.contains('\n') && msg.len() < 4000, "one line, long lists cut: {msg}");
         }
     }
 }

@@ -5,9 +5,11 @@
 //! (a safetensors file with the `stcn.pth` names, renamed and adapted by burn-store), then the
 //! case of the fixture's README is run: 3 frames of 96×160, 2 objects, top-20, mem_every 5.
 //!
-//! Tolerances: intermediate features within 1e-4 relative in the Frobenius (L2) norm,
-//! `‖ours − ref‖₂ / ‖ref‖₂ ≤ 1e-4`; probabilities within 1e-4 absolute (max norm); final label
-//! maps identical except where the two largest reference probabilities are within 1e-4.
+//! Tolerances (the fixture README's): every element of every intermediate feature within
+//! `|ours − ref| ≤ 1e-3 + 1e-3·|ref|`, and the tensor within 1e-4 relative in the Frobenius norm
+//! besides; probabilities within 1e-4 absolute, per element; label maps identical except at
+//! pixels where the two largest reference probabilities are within 1e-4 — none in frame 0, and in
+//! frames 1 and 2 no more differing pixels than there are such near ties.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -75,7 +77,9 @@ fn assert_feature(name: &str, ours: Tensor<4>, golden: &Golden) {
     assert_eq!(ours.dims().to_vec(), shape, "{name} shape");
     let o = values(ours);
     let e = rel_l2(&o, &reference);
-    eprintln!("{name:<24} rel L2 {e:.2e}  max abs {:.2e}", max_abs(&o, &reference));
+    let outside = o.iter().zip(&reference).filter(|(a, b)| !((**a as f64 - **b as f64).abs() <= 1e-3 + 1e-3 * (**b as f64).abs())).count();
+    eprintln!("{name:<24} rel L2 {e:.2e}  max abs {:.2e}  outside |a-b| <= 1e-3 + 1e-3|b|: {outside}", max_abs(&o, &reference));
+    assert_eq!(outside, 0, "{name}: {outside} elements outside the per-element tolerance");
     assert!(e <= 1e-4, "{name}: relative L2 error {e:.3e} > 1e-4");
 }
 
@@ -183,23 +187,27 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
         assert_eq!(out.ids, vec![0, 1, 2]);
         let (_, want) = golden.f32(&format!("f{t}.prob"));
         let got: Vec<f32> = out.probs.iter().copied().collect();
-        let e = max_abs(&got, &want);
+        let e = max_abs(&got, &want); // the per-element maximum
         eprintln!("{:<24} max abs {e:.2e}", format!("f{t}.prob (propagator)"));
         assert!(e <= 1e-4, "f{t}.prob max abs {e}");
         let want_p = Array3::from_shape_vec((3, h, w), want).unwrap();
-        let mut differing = 0;
+        let (mut differing, mut ties) = (0, 0);
         for y in 0..h {
             for x in 0..w {
+                let mut p: Vec<f32> = (0..3).map(|c| want_p[[c, y, x]]).collect();
+                p.sort_by(|a, b| b.total_cmp(a));
+                let tie = p[0] - p[1] <= 1e-4;
+                ties += tie as usize;
                 let ours = out.labels.labels[[y, x]];
                 let reference = want_masks[t * h * w + y * w + x];
                 if ours != reference {
-                    let mut p: Vec<f32> = (0..3).map(|c| want_p[[c, y, x]]).collect();
-                    p.sort_by(|a, b| b.total_cmp(a));
-                    assert!(p[0] - p[1] <= 1e-4, "frame {t} ({y}, {x}): label {ours} vs {reference}");
+                    assert!(tie, "frame {t} ({y}, {x}): label {ours} vs {reference}, not a near tie");
                     differing += 1;
                 }
             }
         }
+        eprintln!("frame {t}: {differing} labels differ, {ties} near-tie pixels");
+        assert!(differing <= ties, "frame {t}: {differing} differing labels but only {ties} near ties");
         assert!(differing == 0 || t > 0, "frame 0 is the ground truth");
     }
     assert_eq!(prop.memory_frames(), 1, "only frame 0 is memorised (1 % 5 != 0, the last frame never)");

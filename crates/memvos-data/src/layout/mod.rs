@@ -75,10 +75,7 @@ impl Video {
     /// Decodes frame `i`.
     pub fn read_frame(&self, i: usize) -> Result<Frame> {
         let f = self.frame_entry(i)?;
-        let path = f.image.as_ref().ok_or_else(|| DataError::MissingFile {
-            path: PathBuf::from(&f.name),
-            what: "image of this frame",
-        })?;
+        let path = f.image.as_ref().ok_or_else(|| DataError::NoImage { video: self.name.clone(), frame: f.name.clone() })?;
         read_frame(path)
     }
 
@@ -97,6 +94,15 @@ impl Video {
     }
 
     /// Decodes frame `i` and its annotation, checking that their sizes agree.
+    /// Checks that every frame has an image file (before any heavy work on a root that may be
+    /// annotations-only).
+    pub fn check_images(&self) -> Result<()> {
+        match self.frames.iter().find(|f| f.image.is_none()) {
+            Some(f) => Err(DataError::NoImage { video: self.name.clone(), frame: f.name.clone() }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks that every object of the index (`meta.json`) shows in the mask of the frame it
     /// first appears on; `masks[i]` is frame `i`'s mask where one was read.
     pub fn check_first_appearances(&self, masks: &[Option<LabelMap>]) -> Result<()> {

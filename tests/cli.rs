@@ -1,0 +1,211 @@
+//! The example binaries as a user meets them: hostile arguments and files give one human line
+//! on stderr (`error: …`, the message and its causes) and exit code 1, never a panic, an abort or
+//! a debug dump; checks come before heavy work; a killed run resumes to the same outputs.
+//!
+//! The binaries are the ones `cargo test --workspace` builds beside this test
+//! (`target/<profile>/examples/`). Where they were not built (a test run filtered to this file),
+//! the tests say so and pass — except in CI (`CI` set), where that is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use memvos::data::synth::{SynthConfig, write_dataset};
+use memvos::data::{LabelMap, Palette, io, write_mask};
+
+fn example(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let p = dir.join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI is set but the example {} was not built", p.display());
+    eprintln!("SKIPPED: {} was not built (cargo test --workspace builds the examples)", p.display());
+    None
+}
+
+fn run(name: &str, args: &[&str]) -> Option<Output> {
+    let bin = example(name)?;
+    Some(Command::new(bin).args(args).stdin(Stdio::null()).output().unwrap())
+}
+
+/// Asserts a failure with exit code 1 and one stderr line `error: …` containing every `needle`.
+fn fails_with(name: &str, args: &[&str], needles: &[&str]) {
+    let Some(out) = run(name, args) else { return };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(out.status.code(), Some(1), "{name} {args:?}: exit {:?}, stderr {stderr}", out.status.code());
+    assert_eq!(lines.len(), 1, "{name} {args:?}: one line expected, got {stderr}");
+    assert!(lines[0].starts_with("error: "), "{name} {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains(" {") && !stderr.contains("RUST_BACKTRACE"), "{name} {args:?}: not a human message: {stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{name} {args:?}: {n:?} not in {stderr}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A small synthetic DAVIS root.
+fn synth_root(dir: &Path, videos: usize, frames: usize, seed: u64) -> PathBuf {
+    let root = dir.join("davis");
+    let cfg = SynthConfig { videos, frames, height: 48, width: 80, min_objects: 1, max_objects: 2, entry_probability: 0.0, seed, ..Default::default() };
+    write_dataset(&root, &cfg, |_| {}).unwrap();
+    root
+}
+
+#[test]
+fn size_arguments_are_checked_not_allocated() {
+    for b in ["1e30", "1e8", "0", "NaN", "2.5"] {
+        fails_with("evaluate", &["--davis", "nowhere", "--results", "nowhere", "--bound-th", b], &["--bound-th"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    for size in ["99999999999x99999999999", "16x200000", "100000x100000"] {
+        fails_with("synth", &["--out", s(&out), "--size", size], &["--size", "at most 8192"]);
+    }
+    fails_with("long_video", &["--frames", "0", "--device", "cpu"], &["--frames"]);
+}
+
+#[test]
+fn runner_arguments_and_outputs_are_checked_before_the_network_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = memvos::data::synth::generate_video(&SynthConfig { videos: 1, frames: 3, height: 48, width: 80, min_objects: 1, max_objects: 1, entry_probability: 0.0, ..Default::default() }, 0).unwrap();
+    let frames = dir.path().join("frames");
+    let masks = dir.path().join("masks");
+    for (t, f) in v.frames.iter().enumerate() {
+        io::write_frame(&frames.join(format!("{t:05}.jpg")), f, 95).unwrap();
+    }
+    write_mask(&masks.join("00000.png"), &v.masks[0], &Palette::davis()).unwrap();
+    let out = dir.path().join("out");
+    let base = ["--frames", s(&frames), "--masks", s(&masks), "--device", "cpu"];
+    let with = |extra: &[&str]| -> Vec<String> { base.iter().chain(extra).map(|x| x.to_string()).collect() };
+    let call = |a: Vec<String>, needles: &[&str]| fails_with("segment", &a.iter().map(String::as_str).collect::<Vec<_>>(), needles);
+    call(with(&["--out", s(&out), "--short-side", "100000"]), &["--short-side 100000"]);
+    call(with(&["--out", s(&out), "--short-side", "0"]), &["--short-side 0"]);
+    call(with(&["--out", s(&out), "--top-k", "0"]), &["--top-k"]);
+    call(with(&["--out", s(&out), "--quality-threshold", "1.5"]), &["--quality-threshold", "(0, 1]"]);
+    call(with(&["--out", s(&out), "--method", "stcn", "--kernel"]), &["--kernel"]);
+    // The output is a file, or in a folder that cannot be created: refused before any work.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    call(with(&["--out", s(&file)]), &["--out", "is a file"]);
+    call(with(&["--out", s(&file.join("sub"))]), &["--out", "cannot be created"]);
+    // Weights of an unknown format, and a converter target of one, named without reading input.
+    call(with(&["--out", s(&out), "--weights", s(&file)]), &["unknown extension"]);
+    fails_with("weights", &["convert", "--from", "absent.pth", "--to", s(&dir.path().join("x.onnx"))], &["x.onnx", "unknown extension"]);
+    // An all-zero first mask: said so, not "a GIF needs at least one frame".
+    write_mask(&masks.join("00000.png"), &LabelMap::zeros(48, 80), &Palette::davis()).unwrap();
+    call(with(&["--out", s(&out)]), &["no mask shows an object"]);
+}
+
+#[test]
+fn dataset_roots_are_checked_with_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 1, 3, 1);
+    let out = dir.path().join("out");
+    // An empty list of videos.
+    std::fs::write(root.join("ImageSets/2017/val.txt"), "").unwrap();
+    fails_with("eval_davis", &["--davis", s(&root), "--out", s(&out), "--device", "cpu"], &["holds no video"]);
+    // A root without JPEGImages: named, with the video and frame.
+    std::fs::write(root.join("ImageSets/2017/val.txt"), "synth-0000\n").unwrap();
+    std::fs::rename(root.join("JPEGImages"), dir.path().join("moved")).unwrap();
+    fails_with("eval_davis", &["--davis", s(&root), "--out", s(&out), "--device", "cpu"], &["synth-0000", "00000", "JPEGImages"]);
+    fails_with("eval_davis", &["--davis", s(&dir.path().join("nope")), "--out", s(&out)], &["nope"]);
+}
+
+#[test]
+fn youtube_vos_paths_refuse_what_would_be_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("yt");
+    let pal = Palette::davis();
+    let frame = memvos::data::Frame::filled(20, 30, [10, 20, 30]);
+    for split in ["train", "valid"] {
+        for f in ["00000", "00005", "00010"] {
+            io::write_frame(&root.join(format!("{split}/JPEGImages/v/{f}.jpg")), &frame, 90).unwrap();
+        }
+    }
+    let obj = LabelMap::new(ndarray::Array2::from_shape_fn((20, 30), |(y, x)| if y > 5 && x > 5 { 3 } else { 0 }));
+    for f in ["00000", "00005", "00010"] {
+        write_mask(&root.join(format!("train/Annotations/v/{f}.png")), &obj, &pal).unwrap();
+    }
+    // valid: only the first-appearance mask, and meta.json says object 3 starts at 00005.
+    write_mask(&root.join("valid/Annotations/v/00000.png"), &LabelMap::zeros(20, 30), &pal).unwrap();
+    let meta = r#"{"videos": {"v": {"objects": {"3": {"category": "cat", "frames": ["00005", "00010"]}}}}}"#;
+    std::fs::write(root.join("valid/meta.json"), meta).unwrap();
+    std::fs::write(root.join("train/meta.json"), meta.replace("[\"00005\", \"00010\"]", "[\"00000\", \"00005\", \"00010\"]")).unwrap();
+    let sub = dir.path().join("sub");
+    // Scoring a split without full annotations.
+    fails_with("youtube_vos", &["--root", s(&root), "--split", "valid", "--results", s(&sub), "--score", "1"], &["split valid", "full annotations"]);
+    // More held-out videos than there are.
+    fails_with("youtube_vos", &["--root", s(&root), "--split", "train", "--results", s(&sub), "--score", "10"], &["--score 10", "1 video(s)"]);
+    // A first-appearance mask missing its object: named with video, object and frame.
+    fails_with("eval_youtube", &["--root", s(&root), "--out", s(&sub), "--device", "cpu"], &["video v", "object 3", "00005"]);
+    // --score lists the held-out videos, --list writes them for eval_youtube --videos.
+    let list = dir.path().join("heldout.txt");
+    let out = run("youtube_vos", &["--root", s(&root), "--split", "train", "--holdout", "1", "--list", s(&list)]);
+    if let Some(out) = out {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("held-out videos (seed 0): v"));
+        assert_eq!(std::fs::read_to_string(&list).unwrap(), "v\n");
+    }
+    std::fs::write(&list, "w\n").unwrap();
+    fails_with("eval_youtube", &["--root", s(&root), "--split", "train", "--out", s(&sub), "--videos", s(&list), "--device", "cpu"], &["--videos", "w, which is not in the dataset"]);
+}
+
+fn read_outputs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    for e in walk(dir) {
+        let rel = e.strip_prefix(dir).unwrap().display().to_string();
+        v.push((rel, std::fs::read(&e).unwrap()));
+    }
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn a_killed_eval_davis_run_resumes_to_the_same_outputs() {
+    let Some(bin) = example("eval_davis") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 8, 10, 3);
+    let args = |out: &Path| vec!["--davis".to_string(), s(&root).into(), "--out".into(), s(out).into(), "--device".into(), "cpu".into()];
+    // The uninterrupted run.
+    let whole = dir.path().join("whole");
+    let o = Command::new(&bin).args(args(&whole)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same run, killed (SIGKILL) once its first video is written.
+    let cut = dir.path().join("cut");
+    let mut child = Command::new(&bin).args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let first = cut.join("synth-0000");
+    let start = Instant::now();
+    let done = |d: &Path| std::fs::read_dir(d).map(|r| r.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0);
+    while done(&first) < 10 {
+        assert!(start.elapsed() < Duration::from_secs(120), "the first video never appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed_early = child.try_wait().unwrap().is_none();
+    eprintln!("killed while running: {killed_early}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Debris of a write interrupted by the kill.
+    std::fs::write(cut.join("synth-0000/.00003.png.tmp-4242"), b"half").unwrap();
+    let o = Command::new(&bin).args(args(&cut)).arg("--resume").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("temporary file(s) of an interrupted run"), "{stdout}");
+    if killed_early {
+        assert!(stdout.contains("complete from before"), "the resumed run skipped nothing: {stdout}");
+    }
+    assert_eq!(read_outputs(&whole), read_outputs(&cut), "the resumed outputs differ from the uninterrupted run's");
+}
