@@ -148,7 +148,13 @@ pub fn decode_frame(bytes: &[u8], path: &Path) -> Result<Frame> {
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(decode_err(path, "truncated JPEG (no end-of-image marker)"));
     }
-    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| decode_err(path, e))?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(8192);
+    limits.max_image_height = Some(8192);
+    limits.max_alloc = Some(512 << 20);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| decode_err(path, e))?;
     let rgb = img.into_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Frame::from_raw(h, w, rgb.into_raw())
@@ -202,6 +208,10 @@ pub fn read_mask_with(path: &Path, encoding: MaskEncoding) -> Result<Mask> {
     decode_mask(&bytes, path, encoding)
 }
 
+/// The most pixels of a mask or frame memvos decodes (8192 × 8192): a header claiming more is
+/// refused before anything is allocated.
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
 /// Decodes mask bytes (`path` only names the source in errors).
 pub fn decode_mask(bytes: &[u8], path: &Path, encoding: MaskEncoding) -> Result<Mask> {
     if image::guess_format(bytes).ok() != Some(image::ImageFormat::Png) {
@@ -209,6 +219,9 @@ pub fn decode_mask(bytes: &[u8], path: &Path, encoding: MaskEncoding) -> Result<
     }
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     let header = decoder.read_header_info().map_err(|e| decode_err(path, e))?;
+    if header.width as u64 * header.height as u64 > MAX_PIXELS {
+        return Err(decode_err(path, format!("{}x{} pixels is more than the {MAX_PIXELS} memvos decodes", header.width, header.height)));
+    }
     let indexed = header.color_type == png::ColorType::Indexed;
     decoder.set_transformations(if indexed {
         png::Transformations::IDENTITY

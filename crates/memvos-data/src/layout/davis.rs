@@ -81,6 +81,15 @@ impl Davis {
     pub fn video_names(&self) -> Result<Vec<String>> {
         let path = self.image_set()?;
         let text = fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        parse_image_set(&text, &path)
+    }
+}
+
+/// The video names of an image set's text (`path` names it in errors): one name per line, or
+/// the legacy DAVIS-2016 lines of frame paths.
+pub fn parse_image_set(text: &str, path: &Path) -> Result<Vec<String>> {
+    let path = path.to_path_buf();
+    {
         let mut names: Vec<String> = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             // Legacy lines look like "/JPEGImages/480p/bear/00000.jpg /Annotations/...".
@@ -105,7 +114,9 @@ impl Davis {
         }
         Ok(names)
     }
+}
 
+impl Davis {
     /// Lists the videos. Frames come from `JPEGImages/<res>` when that folder exists, otherwise
     /// from the annotations alone (an annotations-only root, enough for evaluation).
     pub fn open(&self) -> Result<Dataset> {

@@ -33,7 +33,12 @@ pub struct MetaObject {
 impl YouTubeMeta {
     pub fn read(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| DataError::Parse {
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a `meta.json` (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| DataError::Parse {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })
