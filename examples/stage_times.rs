@@ -6,6 +6,8 @@
 //!
 //! `cargo run --release --example stage_times -- --method stcn [--objects 1] [--memory 4]`
 //! `cargo run --release --example stage_times -- --method all --stream 10`
+//! `cargo run --release --example stage_times -- --size 32x64 --cpu-kernels burn` (tiny frames,
+//! burn's own CPU ops instead of memvos's kernels)
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,8 +18,9 @@ use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
 use memvos::memory::{MemoryBank, ReadConfig, Selection};
 use memvos::model::aggregate::aggregate;
-use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig};
-use memvos::runner::MethodChoice;
+use memvos::model::cpu::accelerate;
+use memvos::model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig};
+use memvos::runner::{CpuKernels, MethodChoice};
 use memvos::timing::median_seconds;
 
 #[derive(Parser)]
@@ -36,9 +39,15 @@ struct Args {
     memory: usize,
     #[arg(long, default_value_t = 3)]
     repeats: usize,
-    /// Frames of the streamed synthetic 480p video (0 skips the stream).
+    /// Frames of the streamed synthetic video (0 skips the stream).
     #[arg(long, default_value_t = 6)]
     stream: usize,
+    /// Frame size HxW (padded to multiples of 16 for the stages).
+    #[arg(long, default_value = "480x854", value_parser = memvos::cli::parse_size)]
+    size: (usize, usize),
+    /// memvos's CPU kernels or burn's ops (CPU only; STCN).
+    #[arg(long, value_enum, default_value = "memvos")]
+    cpu_kernels: CpuKernels,
 }
 
 fn main() -> ExitCode {
@@ -50,14 +59,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.objects == 0 || args.objects > 32 || args.memory == 0 || args.memory > 64 || args.stream > 1000 {
         return Err("--objects must be in 1..=32, --memory in 1..=64, --stream at most 1000".into());
     }
+    let (fh, fw) = args.size;
+    if fh < 16 || fw < 16 || fh > 4096 || fw > 4096 {
+        return Err(format!("--size {fh}x{fw}: each side must be in 16..=4096").into());
+    }
     let device = memvos::device::select_and_announce(args.device)?;
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
-    let (h, w, k) = (480, 864, args.objects);
+    let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
+    println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}", args.cpu_kernels);
     println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS |", args.memory);
     println!("|---|---|---|---|---|---|---|---|");
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
-        let net = any.network();
+        let fast = match args.cpu_kernels.options() {
+            Some(opts) => accelerate(&any, &device, opts)?,
+            None => None,
+        };
+        let net = fast.as_deref().unwrap_or(any.network());
         let normal = Distribution::Normal(0.0, 1.0);
         let frame = Tensor::<4>::random([1, 3, h, w], normal, &device);
         let masks = Tensor::<4>::random([k, 1, h, w], Distribution::Uniform(0.0, 1.0), &device);
@@ -77,18 +95,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let d = ms(&mut || net.decode(&query, readout.clone()));
         let a = ms(&mut || aggregate(masks.clone()));
         let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
-        let (per_frame, fps) = if args.stream > 0 { stream(&any, method, k, args.stream, &device)? } else { (f64::NAN, f64::NAN) };
+        let (per_frame, fps) = if args.stream > 0 { stream(net, method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN) };
         println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} |");
     }
     Ok(())
 }
 
-/// Streams a synthetic 854×480 video of `frames` frames with `objects` objects through the
+/// Streams a synthetic video of `frames` frames with `objects` objects through the
 /// inference core (DAVIS schedule); returns (ms per frame after the first, FPS).
-fn stream(any: &AnyNetwork, method: Method, objects: usize, frames: usize, device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
-    let synth = SynthConfig { videos: 1, frames, height: 480, width: 854, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
+fn stream(net: &dyn MemoryNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let synth = SynthConfig { videos: 1, frames, height, width, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
     let video = generate_video(&synth, 0)?;
-    let mut core = InferenceCore::new(any.network(), PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
+    let mut core = InferenceCore::new(net, PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
     core.step(&video.frames[0], Some(&video.masks[0]))?;
     let _ = device.sync();
     let start = Instant::now();

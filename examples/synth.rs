@@ -25,16 +25,10 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     frames: usize,
     /// Frame size as HxW.
-    #[arg(long, default_value = "480x854", value_parser = parse_size)]
+    #[arg(long, default_value = "480x854", value_parser = memvos::cli::parse_size)]
     size: (usize, usize),
     #[arg(long, default_value_t = 5)]
     max_objects: usize,
-}
-
-fn parse_size(s: &str) -> Result<(usize, usize), String> {
-    let (h, w) = s.split_once(['x', 'X']).ok_or("expected HxW, e.g. 480x854")?;
-    let side = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((side(h)?, side(w)?))
 }
 
 fn main() -> ExitCode {

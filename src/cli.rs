@@ -49,3 +49,10 @@ mod tests {
         assert_eq!(report(&e), "outer: inner went wrong: caused by: disk on fire");
     }
 }
+
+/// A frame size written `HxW` (e.g. `480x854`), as `(height, width)`; limits are the caller's.
+pub fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s.split_once(['x', 'X']).ok_or("expected HxW, e.g. 480x854")?;
+    let side = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((side(h)?, side(w)?))
+}

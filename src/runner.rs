@@ -13,7 +13,8 @@ use memvos_data::{DataError, Palette};
 use memvos_eval::FpsMeter;
 use memvos_memory::PolicyKind;
 use memvos_model::inference::InferenceError;
-use memvos_model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, PropagatorError, WeightError, load_network};
+use memvos_model::cpu::{ConvAlgo, CpuOptions, accelerate};
+use memvos_model::{AnyNetwork, MemoryNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, PropagatorError, WeightError, load_network};
 
 use crate::device::{DeviceChoice, DeviceError, select};
 
@@ -103,11 +104,43 @@ pub struct ModelArgs {
     /// Read memory in chunks of this many positions (bounded working memory; same result).
     #[arg(long)]
     pub chunk: Option<usize>,
+    /// Kernels on the CPU: memvos's (BatchNorm folded, weights packed once, Winograd 3×3 convs;
+    /// STCN) or burn's own ops. Other devices and methods always run burn's.
+    #[arg(long, value_enum, default_value = "memvos")]
+    pub cpu_kernels: CpuKernels,
+}
+
+/// `--cpu-kernels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CpuKernels {
+    /// memvos's CPU path with Winograd F(4×4, 3×3).
+    Memvos,
+    /// memvos's CPU path with Winograd F(2×2, 3×3) (smaller rounding error).
+    MemvosF2,
+    /// memvos's CPU path with every convolution as im2col + matrix product (most exact).
+    MemvosGemm,
+    /// burn's ops.
+    Burn,
+}
+
+impl CpuKernels {
+    /// The CPU path's options (`None`: burn's ops).
+    pub fn options(self) -> Option<CpuOptions> {
+        let conv = match self {
+            CpuKernels::Memvos => ConvAlgo::F4,
+            CpuKernels::MemvosF2 => ConvAlgo::F2,
+            CpuKernels::MemvosGemm => ConvAlgo::Gemm,
+            CpuKernels::Burn => return None,
+        };
+        Some(CpuOptions::from(conv))
+    }
 }
 
 /// A loaded network on its device.
 pub struct Loaded {
     pub net: AnyNetwork,
+    /// The same network on memvos's CPU kernels, where they cover it.
+    pub fast: Option<Box<dyn MemoryNetwork>>,
     pub device: Device,
     /// One line saying which device runs.
     pub device_line: String,
@@ -120,9 +153,15 @@ impl Loaded {
         self.net.method()
     }
 
+    /// The network the runners drive: the CPU path where there is one, else burn's.
+    pub fn network(&self) -> &dyn MemoryNetwork {
+        self.fast.as_deref().unwrap_or(self.net.network())
+    }
+
     /// "device (method, weights)", printed by the runners.
     pub fn describe(&self) -> String {
-        format!("{} ({}, {})", self.device_line, self.method(), self.weights)
+        let kernels = if self.fast.is_some() { ", memvos CPU kernels" } else { "" };
+        format!("{} ({}, {}{kernels})", self.device_line, self.method(), self.weights)
     }
 }
 
@@ -142,6 +181,7 @@ impl ModelArgs {
             quality_threshold: None,
             seed: 0,
             chunk: None,
+            cpu_kernels: CpuKernels::Memvos,
         }
     }
 
@@ -177,7 +217,11 @@ impl ModelArgs {
             Some(w) => (load_network(w, self.method.method(), &selected.device)?, w.display().to_string()),
             None => (memvos_model::load_default(self.method.method(), &selected.device)?, memvos_model::DEFAULT_MODEL_NAME.to_string()),
         };
-        Ok(Loaded { net, device: selected.device, device_line: selected.description, weights })
+        let fast = match self.cpu_kernels.options() {
+            Some(opts) => accelerate(&net, &selected.device, opts).map_err(|e| RunError::Flag { flag: "--cpu-kernels", reason: e.to_string() })?,
+            None => None,
+        };
+        Ok(Loaded { net, fast, device: selected.device, device_line: selected.description, weights })
     }
 
     /// The loaded method's published schedule on `benchmark`, with this run's overrides.
@@ -288,7 +332,7 @@ pub fn run_video_with(
     on_frame: &mut dyn FnMut(usize),
 ) -> Result<Vec<(usize, LabelMap)>, RunError> {
     let perr = |source: InferenceError| RunError::Propagate { video: video.name.clone(), source };
-    let mut core = InferenceCore::new(loaded.net.network(), cfg.clone(), short_side, &loaded.device).map_err(perr)?;
+    let mut core = InferenceCore::new(loaded.network(), cfg.clone(), short_side, &loaded.device).map_err(perr)?;
     let mut out = Vec::with_capacity(video.frames.len());
     let _ = loaded.device.sync();
     fps.start();

@@ -35,6 +35,9 @@ pub struct Query {
     /// Trunk features: `f16` as the memory encoder should see it (after GSFM's low-frequency
     /// module, say), and the decoder's `f8`/`f4` skips.
     pub features: Features,
+    /// The same features as the CPU path keeps them (NHWC), when it made this query
+    /// ([`crate::cpu`]); `None` from burn's path.
+    pub cpu: Option<std::sync::Arc<crate::cpu::CpuQuery>>,
 }
 
 /// What the memory encoder gives for one frame and `K` objects.

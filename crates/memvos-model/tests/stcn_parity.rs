@@ -19,7 +19,8 @@ use memvos_data::{Frame, LabelMap};
 use memvos_memory::{MemoryBank, ReadConfig};
 use memvos_model::aggregate::aggregate;
 use memvos_model::weights::formula;
-use memvos_model::{Propagator, PropagatorConfig, Stcn, load_stcn};
+use memvos_model::cpu::{ConvAlgo, CpuOptions, CpuStcn};
+use memvos_model::{MemoryNetwork, Propagator, PropagatorConfig, Stcn, load_stcn};
 use ndarray::{Array2, Array3};
 use serde_json::Value;
 
@@ -127,6 +128,27 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let net = load_stcn(&formula_checkpoint(dir.path()), &d).expect("every key of the manifest loads");
+    check_network(&net, &d);
+}
+
+/// The CPU path (packed weights, folded BatchNorm, NHWC, Winograd) at the same tolerances, with
+/// each of its convolution algorithms.
+#[test]
+fn stcn_cpu_path_matches_the_reference_on_every_golden_tensor() {
+    let d = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let net = load_stcn(&formula_checkpoint(dir.path()), &d).expect("every key of the manifest loads");
+    // The fixture's maps (96×160) are below the size where Winograd starts by default: force it
+    // on every 3×3 stride-1 convolution, then run the defaults.
+    let forced = |conv| CpuOptions { conv, winograd_from: 0 };
+    for opts in [forced(ConvAlgo::Gemm), forced(ConvAlgo::F2), forced(ConvAlgo::F4), CpuOptions::default()] {
+        eprintln!("CPU path, {opts:?}:");
+        check_network(&CpuStcn::new(&net, &d, opts).unwrap(), &d);
+    }
+}
+
+fn check_network(net: &dyn MemoryNetwork, d: &Device) {
+    let d = d.clone();
     let golden = Golden::load();
 
     // Input conversion: uint8 frames -> ImageNet-normalised network input.
@@ -139,7 +161,7 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     let input = |t: usize| golden.tensor4("input.frames", &d).narrow(0, t, 1);
 
     // Frame 0: keys, aggregated ground truth, values.
-    let k0 = net.encode_key(input(0));
+    let k0 = net.encode_query(input(0), None);
     assert_feature("f0.key_encoder.f16", k0.features.f16.clone(), &golden);
     assert_feature("f0.key_encoder.f8", k0.features.f8.clone(), &golden);
     assert_feature("f0.key_encoder.f4", k0.features.f4.clone(), &golden);
@@ -148,14 +170,14 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     let prob0 = aggregate(golden.tensor4("input.first_frame_masks", &d));
     let (_, want_prob0) = golden.f32("f0.prob");
     assert!(max_abs(&values(prob0.clone()), &want_prob0) <= 1e-6, "f0.prob");
-    let v0 = net.encode_value(input(0), k0.features.f16.clone(), prob0.narrow(0, 1, 2));
+    let v0 = net.encode_memory(input(0), &k0, prob0.narrow(0, 1, 2), None).value;
     assert_feature("f0.value", v0.clone(), &golden);
 
     // Frames 1 and 2 read memory {frame 0}.
     let mut bank = MemoryBank::new(ReadConfig::stcn(Some(20)));
     bank.push(0, None, k0.k16.clone(), v0).unwrap();
     for t in [1, 2] {
-        let key = net.encode_key(input(t));
+        let key = net.encode_query(input(t), None);
         if t == 1 {
             assert_feature("f1.key_encoder.f16", key.features.f16.clone(), &golden);
             assert_feature("f1.key_encoder.f8", key.features.f8.clone(), &golden);
@@ -171,7 +193,7 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
             assert!(e <= 1e-4, "f1.affinity max abs {e}");
             assert_feature("f1.readout", bank.read(key.k16.clone(), None).unwrap(), &golden);
         }
-        let logits = net.decode(bank.read(key.k16.clone(), None).unwrap(), &key);
+        let logits = net.decode(&key, bank.read(key.k16.clone(), None).unwrap());
         assert_feature(&format!("f{t}.logits"), logits, &golden);
     }
 
@@ -180,7 +202,7 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     let first = LabelMap::new(Array2::from_shape_fn((h, w), |(y, x)| {
         if masks[y * w + x] > 0.5 { 1 } else if masks[h * w + y * w + x] > 0.5 { 2 } else { 0 }
     }));
-    let mut prop = Propagator::new(&net, PropagatorConfig::davis(), &d).unwrap();
+    let mut prop = Propagator::new(net, PropagatorConfig::davis(), &d).unwrap();
     let (_, want_masks) = golden.u8("masks");
     for (t, frame) in frames.iter().enumerate() {
         let out = prop.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();

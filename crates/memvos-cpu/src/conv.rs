@@ -1,0 +1,340 @@
+//! Convolutions whose weights are packed once, at load: BatchNorm folded in, laid out for the
+//! kernel that runs them, and the bias, residual add and ReLU applied as each output pixel is
+//! written ([`epilogue`]).
+
+use rayon::prelude::*;
+
+use crate::Nhwc;
+use crate::winograd;
+
+/// Which Winograd variant a 3×3 stride-1 convolution uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Winograd {
+    /// `F(4×4, 3×3)`: 4× fewer multiplications than direct.
+    F4,
+    /// `F(2×2, 3×3)`: 2.25× fewer, about 10× smaller rounding error than `F4`.
+    F2,
+}
+
+/// A square convolution's shape (PyTorch's `Conv2d(cin, cout, k, stride, padding)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl ConvSpec {
+    /// Output size for an `h × w` input.
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        ((h + 2 * self.pad - self.k) / self.stride + 1, (w + 2 * self.pad - self.k) / self.stride + 1)
+    }
+
+    /// Multiply-adds × 2 for an `n × h × w` input (the direct method's count).
+    pub fn flops(&self, n: usize, h: usize, w: usize) -> f64 {
+        let (ho, wo) = self.out_size(h, w);
+        2.0 * (n * ho * wo) as f64 * (self.cin * self.k * self.k * self.cout) as f64
+    }
+}
+
+/// How a packed convolution runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    /// 1×1 without padding: one matrix product over pixels (strided pixels gathered first).
+    Pointwise,
+    /// 3×3 stride 1 by Winograd's minimal filtering.
+    Winograd(Winograd),
+    /// Any other shape: patches gathered into a matrix (im2col) block by block.
+    Im2col,
+}
+
+/// A BatchNorm's inference parameters, folded into the preceding convolution:
+/// `w' = w·γ/√(σ²+ε)`, `b' = (b − μ)·γ/√(σ²+ε) + β`.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNormFold<'a> {
+    pub gamma: &'a [f32],
+    pub beta: &'a [f32],
+    pub mean: &'a [f32],
+    pub var: &'a [f32],
+    pub eps: f64,
+}
+
+/// What a convolution fuses around its matrix products.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fuse<'a> {
+    /// `max(x, 0)` on the input as it is read (the pre-activation blocks' `conv(relu(x))`).
+    pub relu_input: bool,
+    /// Added to the output (same size as the output).
+    pub residual: Option<&'a Nhwc>,
+    /// `max(y, 0)` on the output, after the residual.
+    pub relu: bool,
+}
+
+/// A convolution ready to run: folded, packed weights and its bias.
+#[derive(Clone, Debug)]
+pub struct PackedConv {
+    pub spec: ConvSpec,
+    pub kind: ConvKind,
+    /// Pointwise / im2col: `[k·k·cin][cout]` (rows ordered `ky, kx, ci`); Winograd: `U[α²][cin][cout]`.
+    weight: Vec<f32>,
+    /// Winograd only: the im2col packing too, for maps too small to amortise the transforms
+    /// (fewer than [`WINOGRAD_MIN_PIXELS`] output pixels).
+    small: Vec<f32>,
+    bias: Vec<f32>,
+    /// Output pixels from which Winograd runs (default [`WINOGRAD_MIN_PIXELS`]).
+    winograd_from: usize,
+}
+
+/// Below this many output pixels a Winograd convolution runs as im2col: its transformed weights
+/// are 4× (F4) the size of the plain ones, and a tiny map reads them for few tiles.
+pub const WINOGRAD_MIN_PIXELS: usize = 1024;
+
+impl PackedConv {
+    /// Packs `weight` (`[cout][cin][k][k]`, PyTorch's layout) and `bias`, folding `bn` into them.
+    /// 3×3 stride-1 convolutions use `winograd` when given, im2col otherwise.
+    ///
+    /// # Panics
+    /// When the slices' lengths do not match `spec` (a bug in the caller, not user input: the
+    /// networks check every tensor's shape when they load).
+    pub fn new(spec: ConvSpec, weight: &[f32], bias: Option<&[f32]>, bn: Option<BatchNormFold<'_>>, winograd: Option<Winograd>) -> Self {
+        let ConvSpec { cin, cout, k, .. } = spec;
+        assert_eq!(weight.len(), cout * cin * k * k, "conv weight length");
+        let kk = cin * k * k;
+        let mut w64: Vec<f64> = weight.iter().map(|&v| v as f64).collect();
+        let mut b64: Vec<f64> = match bias {
+            Some(b) => {
+                assert_eq!(b.len(), cout, "conv bias length");
+                b.iter().map(|&v| v as f64).collect()
+            }
+            None => vec![0.0; cout],
+        };
+        if let Some(bn) = bn {
+            for s in [bn.gamma, bn.beta, bn.mean, bn.var] {
+                assert_eq!(s.len(), cout, "batch norm length");
+            }
+            for co in 0..cout {
+                let scale = bn.gamma[co] as f64 / (bn.var[co] as f64 + bn.eps).sqrt();
+                w64[co * kk..(co + 1) * kk].iter_mut().for_each(|v| *v *= scale);
+                b64[co] = (b64[co] - bn.mean[co] as f64) * scale + bn.beta[co] as f64;
+            }
+        }
+        let folded: Vec<f32> = w64.iter().map(|&v| v as f32).collect();
+        let kind = match (k, spec.stride, winograd) {
+            (1, _, _) if spec.pad == 0 => ConvKind::Pointwise,
+            (3, 1, Some(v)) => ConvKind::Winograd(v),
+            _ => ConvKind::Im2col,
+        };
+        // [co][ci][ky][kx] → [(ky, kx, ci)][co]
+        let mut plain = vec![0.0f32; kk * cout];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        plain[((ky * k + kx) * cin + ci) * cout + co] = folded[((co * cin + ci) * k + ky) * k + kx];
+                    }
+                }
+            }
+        }
+        let (weight, small) = match kind {
+            ConvKind::Winograd(v) => (winograd::pack(&folded, cin, cout, v), plain),
+            _ => (plain, Vec::new()),
+        };
+        PackedConv { spec, kind, weight, small, bias: b64.iter().map(|&v| v as f32).collect(), winograd_from: WINOGRAD_MIN_PIXELS }
+    }
+
+    /// Runs Winograd from `pixels` output pixels on (smaller maps use im2col).
+    pub fn with_winograd_from(mut self, pixels: usize) -> Self {
+        self.winograd_from = pixels;
+        self
+    }
+
+    /// The folded bias.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Runs the convolution on `x` (`x.c` must be `spec.cin`; a residual must have the output's size).
+    pub fn forward(&self, x: &Nhwc, fuse: Fuse<'_>) -> Nhwc {
+        let s = self.spec;
+        assert_eq!(x.c, s.cin, "conv input channels");
+        let (ho, wo) = s.out_size(x.h, x.w);
+        if let Some(r) = fuse.residual {
+            assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, s.cout), "residual size");
+        }
+        match self.kind {
+            ConvKind::Winograd(_) if x.n * ho * wo < self.winograd_from => self.forward_gemm(x, &self.small, ho, wo, fuse),
+            ConvKind::Winograd(v) => winograd::forward(x, &self.weight, &self.bias, s.cout, s.pad, v, fuse),
+            ConvKind::Pointwise | ConvKind::Im2col => self.forward_gemm(x, &self.weight, ho, wo, fuse),
+        }
+    }
+
+    /// Pointwise and im2col: blocks of output pixels, each one matrix product.
+    fn forward_gemm(&self, x: &Nhwc, weight: &[f32], ho: usize, wo: usize, fuse: Fuse<'_>) -> Nhwc {
+        let s = self.spec;
+        let (cin, cout, k) = (s.cin, s.cout, s.k);
+        let kk = k * k * cin;
+        let pixels = x.n * ho * wo;
+        let mut out = Nhwc::zeros(x.n, ho, wo, cout);
+        if pixels == 0 {
+            return out;
+        }
+        // Blocks of 128–512 output pixels (about 256 K patch values) keep the patch matrix in
+        // cache; smaller when the image would otherwise give a thread no block.
+        let threads = rayon::current_num_threads();
+        let per_block = ((1 << 18) / kk.max(1)).clamp(128, 512).min(pixels.div_ceil(2 * threads).max(16));
+        let direct = k == 1 && s.stride == 1 && !fuse.relu_input;
+        out.data.par_chunks_mut(per_block * cout).enumerate().for_each(|(blk, dst)| {
+            let p0 = blk * per_block;
+            let np = dst.len() / cout;
+            let mut patch = Vec::new();
+            let lhs: &[f32] = if direct {
+                &x.data[p0 * cin..(p0 + np) * cin]
+            } else {
+                patch.resize(np * kk, 0.0);
+                for (i, row) in patch.chunks_mut(kk).enumerate() {
+                    let p = p0 + i;
+                    let (b, r) = (p / (ho * wo), p % (ho * wo));
+                    let (oy, ox) = (r / wo, r % wo);
+                    for ky in 0..k {
+                        let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                        for kx in 0..k {
+                            let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                            let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
+                            if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                d.fill(0.0);
+                            } else {
+                                let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
+                                if fuse.relu_input {
+                                    d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+                                } else {
+                                    d.copy_from_slice(src);
+                                }
+                            }
+                        }
+                    }
+                }
+                &patch
+            };
+            crate::matmul(np, cout, kk, dst, lhs, weight);
+            for (i, acc) in dst.chunks_mut(cout).enumerate() {
+                let p = p0 + i;
+                epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
+            }
+        });
+        out
+    }
+}
+
+/// `acc += bias (+ residual)`, then `max(acc, 0)` if `relu`: one output pixel's channels.
+#[inline]
+pub(crate) fn epilogue(acc: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+    match (residual, relu) {
+        (Some(r), true) => acc.iter_mut().zip(bias).zip(r).for_each(|((a, &b), &r)| *a = (*a + b + r).max(0.0)),
+        (Some(r), false) => acc.iter_mut().zip(bias).zip(r).for_each(|((a, &b), &r)| *a += b + r),
+        (None, true) => acc.iter_mut().zip(bias).for_each(|(a, &b)| *a = (*a + b).max(0.0)),
+        (None, false) => acc.iter_mut().zip(bias).for_each(|(a, &b)| *a += b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution in float64 on NCHW, the reference.
+    fn direct(x: &[f32], n: usize, h: usize, w: usize, wt: &[f32], bias: &[f32], s: ConvSpec) -> Vec<f64> {
+        let (ho, wo) = s.out_size(h, w);
+        let mut out = vec![0.0f64; n * s.cout * ho * wo];
+        for b in 0..n {
+            for co in 0..s.cout {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = bias[co] as f64;
+                        for ci in 0..s.cin {
+                            for ky in 0..s.k {
+                                for kx in 0..s.k {
+                                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                        acc += x[((b * s.cin + ci) * h + iy as usize) * w + ix as usize] as f64 * wt[((co * s.cin + ci) * s.k + ky) * s.k + kx] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        out[((b * s.cout + co) * ho + oy) * wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A deterministic pseudo-random sequence in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(s: ConvSpec, n: usize, h: usize, w: usize, wino: Option<Winograd>, expect: ConvKind, tol: f64) {
+        let x = values(n * s.cin * h * w, 1);
+        let wt = values(s.cout * s.cin * s.k * s.k, 2);
+        let bias = values(s.cout, 3);
+        let want = direct(&x, n, h, w, &wt, &bias, s);
+        let scale = (s.cin * s.k * s.k) as f64;
+        // Winograd on every size, and (for Winograd convs) the im2col fallback of small maps.
+        for from in [0, usize::MAX] {
+            let conv = PackedConv::new(s, &wt, Some(&bias), None, wino).with_winograd_from(from);
+            assert_eq!(conv.kind, expect);
+            let got = conv.forward(&Nhwc::from_nchw(&x, n, s.cin, h, w), Fuse::default()).to_nchw();
+            assert_eq!(got.len(), want.len());
+            let worst = got.iter().zip(&want).map(|(&g, &r)| (g as f64 - r).abs()).fold(0.0, f64::max);
+            assert!(worst <= tol * scale.sqrt(), "{s:?} {expect:?} Winograd from {from} px: worst error {worst}");
+        }
+    }
+
+    #[test]
+    fn every_kind_matches_direct_convolution() {
+        let sp = |cin, cout, k, stride, pad| ConvSpec { cin, cout, k, stride, pad };
+        check(sp(5, 7, 1, 1, 0), 2, 9, 11, None, ConvKind::Pointwise, 1e-6);
+        check(sp(6, 4, 1, 2, 0), 1, 9, 10, None, ConvKind::Pointwise, 1e-6);
+        check(sp(5, 8, 3, 1, 1), 2, 13, 10, None, ConvKind::Im2col, 1e-6);
+        check(sp(5, 8, 3, 2, 1), 1, 13, 10, None, ConvKind::Im2col, 1e-6);
+        check(sp(3, 6, 7, 2, 3), 1, 17, 20, None, ConvKind::Im2col, 1e-6);
+        check(sp(9, 5, 3, 1, 1), 2, 13, 10, Some(Winograd::F2), ConvKind::Winograd(Winograd::F2), 1e-6);
+        check(sp(9, 5, 3, 1, 1), 2, 13, 10, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+        check(sp(16, 3, 3, 1, 1), 1, 4, 5, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+        check(sp(4, 4, 3, 1, 1), 1, 1, 1, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+    }
+
+    #[test]
+    fn batch_norm_folds_and_epilogue_fuses() {
+        let s = ConvSpec { cin: 4, cout: 3, k: 3, stride: 1, pad: 1 };
+        let (n, h, w) = (1, 6, 7);
+        let x = values(n * s.cin * h * w, 4);
+        let wt = values(s.cout * s.cin * 9, 5);
+        let (gamma, beta, mean) = (vec![0.5f32, 2.0, -1.0], vec![0.1f32, -0.2, 0.3], vec![0.05f32, -0.4, 0.2]);
+        let var = vec![0.25f32, 1.5, 0.01];
+        let bn = BatchNormFold { gamma: &gamma, beta: &beta, mean: &mean, var: &var, eps: 1e-5 };
+        let residual = Nhwc::from_nchw(&values(n * s.cout * h * w, 6), n, s.cout, h, w);
+        for wino in [None, Some(Winograd::F2), Some(Winograd::F4)] {
+            let conv = PackedConv::new(s, &wt, None, Some(bn), wino).with_winograd_from(0);
+            let fuse = Fuse { relu_input: true, residual: Some(&residual), relu: true };
+            let got = conv.forward(&Nhwc::from_nchw(&x, n, s.cin, h, w), fuse).to_nchw();
+            let relu_x: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+            let plain = direct(&relu_x, n, h, w, &wt, &[0.0; 3], s);
+            let res = residual.to_nchw();
+            for (i, (&g, &p)) in got.iter().zip(&plain).enumerate() {
+                let co = (i / (h * w)) % s.cout;
+                let sc = gamma[co] as f64 / (var[co] as f64 + 1e-5).sqrt();
+                let want = ((p - mean[co] as f64) * sc + beta[co] as f64 + res[i] as f64).max(0.0);
+                assert!((g as f64 - want).abs() < 1e-4, "{wino:?} element {i}: {g} vs {want}");
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Feature maps as `N × H × W × C` float32 buffers: channels innermost, so a pixel's channels
+//! are one contiguous vector (what 1×1 convolutions and Winograd transforms read).
+
+use rayon::prelude::*;
+
+/// A feature map, `[N, H, W, C]` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nhwc {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+impl Nhwc {
+    pub fn zeros(n: usize, h: usize, w: usize, c: usize) -> Self {
+        Nhwc { n, h, w, c, data: vec![0.0; n * h * w * c] }
+    }
+
+    /// Pixels (`N·H·W`).
+    pub fn pixels(&self) -> usize {
+        self.n * self.h * self.w
+    }
+
+    /// From an `[N, C, H, W]` buffer.
+    pub fn from_nchw(src: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
+        let hw = h * w;
+        let mut data = vec![0.0f32; n * hw * c];
+        data.par_chunks_mut(w * c).enumerate().for_each(|(row, out)| {
+            let (b, y) = (row / h, row % h);
+            let base = b * c * hw + y * w;
+            for x in 0..w {
+                let o = &mut out[x * c..(x + 1) * c];
+                for (ch, v) in o.iter_mut().enumerate() {
+                    *v = src[base + ch * hw + x];
+                }
+            }
+        });
+        Nhwc { n, h, w, c, data }
+    }
+
+    /// As an `[N, C, H, W]` buffer.
+    pub fn to_nchw(&self) -> Vec<f32> {
+        let (n, h, w, c) = (self.n, self.h, self.w, self.c);
+        let hw = h * w;
+        let mut out = vec![0.0f32; n * c * hw];
+        out.par_chunks_mut(hw).enumerate().for_each(|(plane, dst)| {
+            let (b, ch) = (plane / c, plane % c);
+            let src = &self.data[b * hw * c..(b + 1) * hw * c];
+            for (p, v) in dst.iter_mut().enumerate() {
+                *v = src[p * c + ch];
+            }
+        });
+        out
+    }
+
+    /// Channel-wise concatenation of two maps of one size.
+    pub fn concat(a: &Nhwc, b: &Nhwc) -> Nhwc {
+        assert_eq!((a.n, a.h, a.w), (b.n, b.h, b.w), "concatenated maps differ in size");
+        let c = a.c + b.c;
+        let mut data = vec![0.0f32; a.pixels() * c];
+        data.par_chunks_mut(c).enumerate().for_each(|(p, o)| {
+            o[..a.c].copy_from_slice(&a.data[p * a.c..(p + 1) * a.c]);
+            o[a.c..].copy_from_slice(&b.data[p * b.c..(p + 1) * b.c]);
+        });
+        Nhwc { n: a.n, h: a.h, w: a.w, c, data }
+    }
+
+    /// Batch `i` of the map (a copy).
+    pub fn batch(&self, i: usize) -> Nhwc {
+        let len = self.h * self.w * self.c;
+        Nhwc { n: 1, h: self.h, w: self.w, c: self.c, data: self.data[i * len..(i + 1) * len].to_vec() }
+    }
+
+    /// Repeats a batch-1 map `k` times.
+    pub fn repeat(&self, k: usize) -> Nhwc {
+        let mut data = Vec::with_capacity(self.data.len() * k);
+        for _ in 0..k {
+            data.extend_from_slice(&self.data);
+        }
+        Nhwc { n: self.n * k, h: self.h, w: self.w, c: self.c, data }
+    }
+
+    /// `self += other`, element by element.
+    pub fn add_assign(&mut self, other: &Nhwc) {
+        assert_eq!(self.data.len(), other.data.len(), "added maps differ in size");
+        self.data.par_chunks_mut(4096).zip(other.data.par_chunks(4096)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x += y));
+    }
+
+    /// `self[b] += other[0]` for every batch row `b` (`other` of one row), or `self += other`.
+    pub fn add_broadcast(&mut self, other: &Nhwc) {
+        if other.n == self.n {
+            return self.add_assign(other);
+        }
+        assert!(other.n == 1 && (other.h, other.w, other.c) == (self.h, self.w, self.c), "broadcast maps differ in size");
+        if other.data.is_empty() {
+            return;
+        }
+        self.data.par_chunks_mut(other.data.len()).for_each(|row| {
+            row.par_chunks_mut(4096).zip(other.data.par_chunks(4096)).for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x += y))
+        });
+    }
+
+    /// The first `c` channels and the rest, as two maps.
+    pub fn split_channels(&self, c: usize) -> (Nhwc, Nhwc) {
+        assert!(c <= self.c, "split past the channels");
+        let (mut a, mut b) = (Nhwc::zeros(self.n, self.h, self.w, c), Nhwc::zeros(self.n, self.h, self.w, self.c - c));
+        for ((px, x), y) in self.data.chunks(self.c).zip(a.data.chunks_mut(c.max(1))).zip(b.data.chunks_mut((self.c - c).max(1))) {
+            x.copy_from_slice(&px[..c]);
+            y.copy_from_slice(&px[c..]);
+        }
+        (a, b)
+    }
+
+    /// `max(x, 0)` in place.
+    pub fn relu(&mut self) {
+        self.data.par_chunks_mut(4096).for_each(|a| a.iter_mut().for_each(|x| *x = x.max(0.0)));
+    }
+}
