@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use memvos::data::layout::Davis;
+use memvos::data::layout::{Davis, Shard};
 use memvos::data::writer::DavisWriter;
 use memvos::eval::FpsMeter;
 use memvos::model::Benchmark;
@@ -33,6 +33,10 @@ struct Args {
     /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
     #[arg(long)]
     resume: bool,
+    /// Run only part I of N of the videos (dealt round-robin by name): N machines running
+    /// I = 1..N write results that, merged into one folder, `evaluate` scores as one run.
+    #[arg(long, default_value = "1/1")]
+    shard: Shard,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -48,6 +52,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
     if dataset.videos.is_empty() {
         return Err(format!("--davis {}: the {} {} list holds no video", args.davis.display(), args.year, args.set).into());
+    }
+    let all = dataset.videos.len();
+    let dataset = dataset.shard(args.shard);
+    if dataset.videos.is_empty() {
+        return Err(format!("--shard {}: no video falls in this part of the {all} videos", args.shard).into());
+    }
+    if args.shard != Shard::ALL {
+        println!("shard {}: {} of {all} videos", args.shard, dataset.videos.len());
     }
     if !args.copy_first {
         for v in &dataset.videos {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use memvos::data::layout::{Video, YouTube};
+use memvos::data::layout::{Shard, Video, YouTube};
 use memvos::data::writer::YouTubeWriter;
 use memvos::eval::FpsMeter;
 use memvos::model::Benchmark;
@@ -46,6 +46,10 @@ struct Args {
     /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
     #[arg(long)]
     resume: bool,
+    /// Run only part I of N of the videos (after `--videos`; dealt round-robin by name): N
+    /// machines running I = 1..N write results that together are one submission.
+    #[arg(long, default_value = "1/1")]
+    shard: Shard,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -70,6 +74,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let videos: Vec<&Video> = dataset.videos.iter().filter(|v| chosen.contains(&v.name)).collect();
     if videos.is_empty() {
         return Err(format!("--root {}: split {} holds no video", args.root.display(), args.split).into());
+    }
+    let all = videos.len();
+    let names: Vec<&str> = videos.iter().map(|v| v.name.as_str()).collect();
+    let part = args.shard.select(&names);
+    let videos: Vec<&Video> = videos.into_iter().filter(|v| part.contains(&v.name.as_str())).collect();
+    if videos.is_empty() {
+        return Err(format!("--shard {}: no video falls in this part of the {all} videos", args.shard).into());
+    }
+    if args.shard != Shard::ALL {
+        println!("shard {}: {} of {all} videos", args.shard, videos.len());
     }
     for v in &videos {
         v.check_images()?;

@@ -28,6 +28,7 @@ pub use burn;
 pub use memvos_data as data;
 pub use memvos_eval as eval;
 pub use memvos_backbone as backbone;
+pub use memvos_cpu as cpu;
 pub use memvos_memory as memory;
 pub use memvos_model as model;
 pub use memvos_train as train;

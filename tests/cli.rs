@@ -209,3 +209,32 @@ fn a_killed_eval_davis_run_resumes_to_the_same_outputs() {
     }
     assert_eq!(read_outputs(&whole), read_outputs(&cut), "the resumed outputs differ from the uninterrupted run's");
 }
+
+#[test]
+fn eval_davis_shards_merge_to_the_whole_run() {
+    let Some(bin) = example("eval_davis") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 5, 4, 11);
+    let run = |out: &Path, extra: &[&str]| {
+        let o = Command::new(&bin).args(["--davis", s(&root), "--out", s(out), "--device", "cpu"]).args(extra).output().unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let whole = dir.path().join("whole");
+    run(&whole, &[]);
+    let merged = dir.path().join("merged");
+    let mut counts = Vec::new();
+    for i in 1..=3 {
+        let stdout = run(&merged, &["--shard", &format!("{i}/3")]);
+        let line = stdout.lines().find(|l| l.starts_with(&format!("shard {i}/3: "))).unwrap_or_else(|| panic!("no shard line in {stdout}"));
+        counts.push(line.to_string());
+    }
+    assert_eq!(counts, ["shard 1/3: 2 of 5 videos", "shard 2/3: 2 of 5 videos", "shard 3/3: 1 of 5 videos"]);
+    assert_eq!(read_outputs(&whole), read_outputs(&merged), "three shards merged differ from one run");
+    // A malformed value is a usage error (clap's exit code 2) naming the flag and the range.
+    let o = Command::new(&bin).args(["--davis", s(&root), "--out", s(&merged), "--shard", "4/3"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--shard") && stderr.contains("4/3: the index must be in 1..=3"), "{stderr}");
+    fails_with("eval_davis", &["--davis", s(&root), "--out", s(&merged), "--shard", "6/6", "--device", "cpu"], &["--shard 6/6", "no video"]);
+}

@@ -21,6 +21,8 @@ mod nhwc;
 mod resize;
 mod winograd;
 
+pub mod shapes;
+
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
 pub use nhwc::Nhwc;
 pub use resize::{bilinear, max_pool_3x3_s2};

@@ -11,11 +11,13 @@ use crate::io::{MaskEncoding, read_frame, read_mask_with};
 
 pub mod davis;
 pub mod folder;
+pub mod shard;
 pub mod static_images;
 pub mod youtube;
 
 pub use davis::{Davis, DavisResolution};
 pub use folder::{bl30k, generic, video_folder};
+pub use shard::{Shard, ShardError};
 pub use static_images::{StaticImages, StaticSample};
 pub use youtube::{YouTube, YouTubeMeta};
 
