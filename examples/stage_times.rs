@@ -45,6 +45,9 @@ struct Args {
     /// Frame size HxW (padded to multiples of 16 for the stages).
     #[arg(long, default_value = "480x854", value_parser = memvos::cli::parse_size)]
     size: (usize, usize),
+    /// Only the streamed video (no per-stage timings): for peak-memory measurements.
+    #[arg(long)]
+    stream_only: bool,
     /// memvos's CPU kernels or burn's ops (CPU only; STCN).
     #[arg(long, value_enum, default_value = "memvos")]
     cpu_kernels: CpuKernels,
@@ -76,6 +79,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             None => None,
         };
         let net = fast.as_deref().unwrap_or(any.network());
+        if args.stream_only {
+            let (per_frame, fps) = stream(net, method, k, args.stream.max(2), (fh, fw), &device)?;
+            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} |");
+            continue;
+        }
         let normal = Distribution::Normal(0.0, 1.0);
         let frame = Tensor::<4>::random([1, 3, h, w], normal, &device);
         let masks = Tensor::<4>::random([k, 1, h, w], Distribution::Uniform(0.0, 1.0), &device);

@@ -17,6 +17,7 @@
 //! AVX2/FMA or AVX-512 where the CPU has them).
 
 mod conv;
+mod memory;
 mod nhwc;
 mod resize;
 mod winograd;
@@ -24,6 +25,7 @@ mod winograd;
 pub mod shapes;
 
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
+pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
 pub use resize::{bilinear, max_pool_3x3_s2};
 

@@ -193,7 +193,14 @@ impl MemoryBank {
 
     /// Keys and values (of `slot`) of the entries at `positions` (all when `None`), then the
     /// temporary one when `temporary`.
-    fn contents(&self, positions: Option<&[usize]>, temporary: bool, slot: ValueSlot) -> Result<(Tensor<3>, Tensor<3>), MemoryError> {
+    /// How this bank compares and reads.
+    pub fn config(&self) -> ReadConfig {
+        self.read
+    }
+
+    /// The keys `[B, C_k, N]` and values `[K, C_v, N]` a read of `positions` (all when `None`),
+    /// plus the temporary entry when `temporary`, goes through: for kernels of one's own.
+    pub fn contents(&self, positions: Option<&[usize]>, temporary: bool, slot: ValueSlot) -> Result<(Tensor<3>, Tensor<3>), MemoryError> {
         let mut picked: Vec<&Entry> = match positions {
             None => self.entries.iter().collect(),
             Some(ps) => ps

@@ -21,8 +21,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
-use memvos_cpu::{BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, WINOGRAD_MIN_PIXELS, Winograd, bilinear, max_pool_3x3_s2};
-use memvos_memory::{MemoryBank, MemoryError, Similarity};
+use memvos_cpu::{Affinity, BatchNormFold, TopKRead, ConvSpec, Fuse, Nhwc, PackedConv, WINOGRAD_MIN_PIXELS, Winograd, bilinear, max_pool_3x3_s2};
+use memvos_memory::{MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
 use serde::{Deserialize, Serialize};
 
 use crate::AnyNetwork;
@@ -476,6 +476,33 @@ fn value_input(frame: &Nhwc, masks: &[f32], k: usize, channels: usize) -> Nhwc {
     x
 }
 
+impl CpuStcn {
+    /// The top-k read on [`TopKRead`] when the bank reads top-k in one piece with one query;
+    /// `None` leaves the read (and its error messages) to the burn path.
+    fn read_topk(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Option<Tensor<4>>, MemoryError> {
+        let cfg = bank.config();
+        let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
+        let [b, ck, h, w] = query.k16.dims();
+        if b != 1 || top == 0 || query.cpu.is_none() {
+            return Ok(None);
+        }
+        let (keys, values) = bank.contents(Some(positions), true, ValueSlot::Value)?;
+        let ([1, kc, n], [objects, cv, vn]) = (keys.dims(), values.dims()) else { return Ok(None) };
+        if kc != ck || vn != n {
+            return Ok(None);
+        }
+        let (Ok(keys), Ok(values), Ok(q)) = (floats(keys, "memory keys"), floats(values, "memory values"), floats(query.k16.clone(), "query key")) else {
+            return Ok(None);
+        };
+        let affinity = match cfg.similarity {
+            Similarity::L2 => Affinity::L2,
+            Similarity::Dot => Affinity::Dot,
+        };
+        let out = TopKRead { keys: &keys, values: &values, query: &q, ck, n, m: h * w, objects, cv, top, affinity }.run();
+        Ok(Some(Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), &self.device)))
+    }
+}
+
 impl MemoryNetwork for CpuStcn {
     fn method(&self) -> Method {
         Method::Stcn
@@ -518,7 +545,10 @@ impl MemoryNetwork for CpuStcn {
     }
 
     fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        self.net.read_memory(query, bank, positions)
+        match self.read_topk(query, bank, positions)? {
+            Some(r) => Ok(r),
+            None => self.net.read_memory(query, bank, positions),
+        }
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {

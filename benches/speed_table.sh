@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's CPU speed table: PyTorch's STCN and memvos's, side by side in one run, interleaved
+# (best of two each), 30 frames of 854x480, top-20, memory every 5th frame, 2 threads each, I/O
+# excluded; then peak resident memory of each with 3 objects, and the conv shapes' GFLOP/s.
+#
+#   python3 -m venv .venv-bench && .venv-bench/bin/pip install torch numpy   # once (optional tooling)
+#   cargo build --release --example stage_times
+#   bash benches/speed_table.sh [.venv-bench/bin/python]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-.venv-bench/bin/python}
+ST=target/release/examples/stage_times
+export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
+fps_torch() { "$PY" benches/pytorch_reference.py --stream --objects "$1" --frames 30 --threads 2 | sed -n 's/.*ms per frame, \([0-9.]*\) FPS/\1/p'; }
+fps_memvos() { "$ST" --device cpu --objects "$1" --stream 30 --stream-only | tail -1 | awk -F'|' '{gsub(/ /, "", $9); print $9}'; }
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+echo "| objects | PyTorch $("$PY" -c 'import torch; print(torch.__version__)') | memvos | ratio |"
+echo "|---|---|---|---|"
+for k in 1 3; do
+  t1=$(fps_torch $k); m1=$(fps_memvos $k); t2=$(fps_torch $k); m2=$(fps_memvos $k)
+  t=$(best "$t1" "$t2"); m=$(best "$m1" "$m2")
+  echo "| $k | $t FPS | $m FPS | $(python3 -c "print(f'{$m / $t:.2f}')") |"
+done
+echo
+rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+echo "peak resident memory, 3 objects, 30 frames: PyTorch $(( $(rss "$PY" benches/pytorch_reference.py --stream --objects 3 --frames 30 --threads 2) / 1024 )) MiB, memvos $(( $(rss "$ST" --device cpu --objects 3 --stream 30 --stream-only) / 1024 )) MiB"
+echo
+echo "32x64 frame, 1 object (memvos):"
+"$ST" --device cpu --size 32x64 --stream 50 --repeats 20 | tail -1
