@@ -31,16 +31,28 @@ pub use resize::{bilinear, max_pool_3x3_s2};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
-    debug_assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    matmul_strided(m, n, k, dst, n, lhs, k, rhs, n);
+}
+
+/// [`matmul`] with row strides: `dst` rows `dst_rs` apart, `lhs` rows `lhs_rs`, `rhs` rows
+/// `rhs_rs` (a block of columns of a wider matrix), single-threaded.
+///
+/// # Panics
+/// When a slice is shorter than its rows and strides need.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f32], lhs_rs: usize, rhs: &[f32], rhs_rs: usize) {
     if m == 0 || n == 0 {
         return;
     }
+    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "matmul destination");
     if k == 0 {
-        dst[..m * n].fill(0.0);
+        dst.chunks_mut(dst_rs).take(m).for_each(|r| r[..n].fill(0.0));
         return;
     }
-    // SAFETY: the slices hold at least the `m × n`, `m × k` and `k × n` row-major elements the
-    // strides describe (checked above in debug builds, guaranteed by every caller).
+    assert!(lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k, "matmul left operand");
+    assert!(rhs_rs >= n && rhs.len() >= (k - 1) * rhs_rs + n, "matmul right operand");
+    // SAFETY: the asserts above guarantee every element the sizes and strides address lies
+    // inside its slice.
     unsafe {
         gemm::gemm(
             m,
@@ -48,14 +60,14 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32],
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             false,
             lhs.as_ptr(),
             1,
-            k as isize,
+            lhs_rs as isize,
             rhs.as_ptr(),
             1,
-            n as isize,
+            rhs_rs as isize,
             0.0,
             1.0,
             false,
@@ -65,3 +77,4 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32],
         );
     }
 }
+
