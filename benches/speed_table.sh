@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's CPU speed table: PyTorch's STCN and memvos's, side by side in one run, interleaved
 # (best of two each), 30 frames of 854x480, top-20, memory every 5th frame, 2 threads each, I/O
-# excluded; then peak resident memory of each with 3 objects, and the conv shapes' GFLOP/s.
+# excluded; then peak resident memory of each with 3 objects, and a 32x64 frame with memvos (both
+# --winograd-from settings).
 #
 #   python3 -m venv .venv-bench && .venv-bench/bin/pip install torch numpy   # once (optional tooling)
 #   cargo build --release --example stage_times
@@ -27,3 +28,4 @@ echo "peak resident memory, 3 objects, 30 frames: PyTorch $(( $(rss "$PY" benche
 echo
 echo "32x64 frame, 1 object (memvos):"
 "$ST" --device cpu --size 32x64 --stream 50 --repeats 20 | tail -1
+"$ST" --device cpu --size 32x64 --stream 50 --repeats 20 --winograd-from 1024 | tail -1

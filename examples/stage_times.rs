@@ -18,7 +18,7 @@ use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
 use memvos::memory::{MemoryBank, ReadConfig, Selection};
 use memvos::model::aggregate::aggregate;
-use memvos::model::cpu::accelerate;
+use memvos::model::cpu::{CpuOptions, accelerate};
 use memvos::model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig};
 use memvos::runner::{CpuKernels, MethodChoice};
 use memvos::timing::median_seconds;
@@ -51,6 +51,10 @@ struct Args {
     /// memvos's CPU kernels or burn's ops (CPU only; STCN).
     #[arg(long, value_enum, default_value = "memvos")]
     cpu_kernels: CpuKernels,
+    /// memvos's kernels: maps below this many output pixels by im2col instead of Winograd (1024
+    /// is faster on tiny frames and keeps both weight layouts; 0 keeps only Winograd's).
+    #[arg(long, default_value_t = 0)]
+    winograd_from: usize,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +79,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
-            Some(opts) => accelerate(&any, &device, opts)?,
+            Some(opts) => accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from, ..opts })?,
             None => None,
         };
         let net = fast.as_deref().unwrap_or(any.network());

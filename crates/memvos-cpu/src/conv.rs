@@ -91,14 +91,6 @@ pub struct PackedConv {
 /// are 4× (F4) the size of the plain ones, and a tiny map reads them for few tiles.
 pub const WINOGRAD_MIN_PIXELS: usize = 1024;
 
-/// Below this many output pixels an im2col/pointwise convolution splits its output channels,
-/// not its pixels, over the threads.
-const SMALL_MAP_PIXELS: usize = 256;
-
-/// Up to this many output pixels one thread reads the contiguous weights once (measured
-/// faster than splitting their columns: a map this small is bound by reading the weights).
-const TINY_MAP_PIXELS: usize = 16;
-
 impl PackedConv {
     /// Packs `weight` (`[cout][cin][k][k]`, PyTorch's layout) and `bias`, folding `bn` into them.
     /// 3×3 stride-1 convolutions use `winograd` when given, im2col otherwise.
@@ -152,9 +144,13 @@ impl PackedConv {
         PackedConv { spec, kind, weight, small, bias: b64.iter().map(|&v| v as f32).collect(), winograd_from: WINOGRAD_MIN_PIXELS }
     }
 
-    /// Runs Winograd from `pixels` output pixels on (smaller maps use im2col).
+    /// Runs Winograd from `pixels` output pixels on (smaller maps use im2col). With 0 the im2col
+    /// copy of a Winograd convolution's weights is dropped: a quarter of its memory less.
     pub fn with_winograd_from(mut self, pixels: usize) -> Self {
         self.winograd_from = pixels;
+        if pixels == 0 && matches!(self.kind, ConvKind::Winograd(_)) {
+            self.small = Vec::new();
+        }
         self
     }
 
@@ -193,37 +189,6 @@ impl PackedConv {
         let threads = rayon::current_num_threads();
         let per_block = ((1 << 18) / kk.max(1)).clamp(128, 512).min(pixels.div_ceil(2 * threads).max(16));
         let direct = k == 1 && s.stride == 1 && !fuse.relu_input;
-        if pixels > TINY_MAP_PIXELS && pixels < SMALL_MAP_PIXELS && cout >= 64 {
-            // A small map: one patch matrix, the weights' columns split over the threads, so
-            // each weight is read once (blocks of pixels would each read all of them).
-            let mut patch = Vec::new();
-            let lhs: &[f32] = if direct {
-                &x.data
-            } else {
-                patch.resize(pixels * kk, 0.0);
-                self.patches(x, 0, ho, wo, fuse.relu_input, &mut patch);
-                &patch
-            };
-            let cb = cout.div_ceil(2 * threads).next_multiple_of(16).min(cout);
-            let parts: Vec<(usize, usize, Vec<f32>)> = (0..cout.div_ceil(cb))
-                .into_par_iter()
-                .map(|b| {
-                    let (c0, width) = (b * cb, cb.min(cout - b * cb));
-                    let mut tmp = vec![0.0f32; pixels * width];
-                    crate::matmul_strided(pixels, width, kk, &mut tmp, width, lhs, kk, &weight[c0..], cout);
-                    (c0, width, tmp)
-                })
-                .collect();
-            for (c0, width, tmp) in parts {
-                for (p, row) in tmp.chunks(width).enumerate() {
-                    out.data[p * cout + c0..p * cout + c0 + width].copy_from_slice(row);
-                }
-            }
-            for (p, acc) in out.data.chunks_mut(cout).enumerate() {
-                epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
-            }
-            return out;
-        }
         out.data.par_chunks_mut(per_block * cout).enumerate().for_each(|(blk, dst)| {
             let p0 = blk * per_block;
             let np = dst.len() / cout;
@@ -232,7 +197,28 @@ impl PackedConv {
                 &x.data[p0 * cin..(p0 + np) * cin]
             } else {
                 patch.resize(np * kk, 0.0);
-                self.patches(x, p0, ho, wo, fuse.relu_input, &mut patch);
+                for (i, row) in patch.chunks_mut(kk).enumerate() {
+                    let p = p0 + i;
+                    let (b, r) = (p / (ho * wo), p % (ho * wo));
+                    let (oy, ox) = (r / wo, r % wo);
+                    for ky in 0..k {
+                        let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                        for kx in 0..k {
+                            let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                            let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
+                            if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                d.fill(0.0);
+                            } else {
+                                let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
+                                if fuse.relu_input {
+                                    d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+                                } else {
+                                    d.copy_from_slice(src);
+                                }
+                            }
+                        }
+                    }
+                }
                 &patch
             };
             crate::matmul(np, cout, kk, dst, lhs, weight);
@@ -242,35 +228,6 @@ impl PackedConv {
             }
         });
         out
-    }
-
-    /// The im2col rows of output pixels `p0..p0 + patch.len() / (k·k·cin)` (rows ordered
-    /// `ky, kx, ci`; zero outside the image), with `max(x, 0)` applied when `relu_input`.
-    fn patches(&self, x: &Nhwc, p0: usize, ho: usize, wo: usize, relu_input: bool, patch: &mut [f32]) {
-        let s = self.spec;
-        let (cin, k) = (s.cin, s.k);
-        for (i, row) in patch.chunks_mut(k * k * cin).enumerate() {
-            let p = p0 + i;
-            let (b, r) = (p / (ho * wo), p % (ho * wo));
-            let (oy, ox) = (r / wo, r % wo);
-            for ky in 0..k {
-                let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                for kx in 0..k {
-                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                    let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
-                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                        d.fill(0.0);
-                    } else {
-                        let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
-                        if relu_input {
-                            d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
-                        } else {
-                            d.copy_from_slice(src);
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -357,12 +314,6 @@ mod tests {
         check(sp(9, 5, 3, 1, 1), 2, 13, 10, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(16, 3, 3, 1, 1), 1, 4, 5, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(4, 4, 3, 1, 1), 1, 1, 1, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
-        // Small maps with many output channels: channels split over threads.
-        check(sp(20, 70, 3, 1, 1), 1, 5, 6, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
-        check(sp(33, 64, 1, 1, 0), 2, 7, 9, None, ConvKind::Pointwise, 1e-6);
-        check(sp(16, 80, 3, 2, 1), 1, 9, 11, None, ConvKind::Im2col, 1e-6);
-        check(sp(24, 96, 3, 1, 1), 1, 3, 5, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
-        check(sp(40, 64, 1, 1, 0), 1, 4, 5, None, ConvKind::Pointwise, 1e-6);
     }
 
     #[test]

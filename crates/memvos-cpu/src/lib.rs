@@ -31,28 +31,16 @@ pub use resize::{bilinear, max_pool_3x3_s2};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
-    matmul_strided(m, n, k, dst, n, lhs, k, rhs, n);
-}
-
-/// [`matmul`] with row strides: `dst` rows `dst_rs` apart, `lhs` rows `lhs_rs`, `rhs` rows
-/// `rhs_rs` (a block of columns of a wider matrix), single-threaded.
-///
-/// # Panics
-/// When a slice is shorter than its rows and strides need.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f32], lhs_rs: usize, rhs: &[f32], rhs_rs: usize) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n, "matmul operands");
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n, "matmul destination");
     if k == 0 {
-        dst.chunks_mut(dst_rs).take(m).for_each(|r| r[..n].fill(0.0));
+        dst[..m * n].fill(0.0);
         return;
     }
-    assert!(lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k, "matmul left operand");
-    assert!(rhs_rs >= n && rhs.len() >= (k - 1) * rhs_rs + n, "matmul right operand");
-    // SAFETY: the asserts above guarantee every element the sizes and strides address lies
-    // inside its slice.
+    // SAFETY: the slices hold at least the `m × n`, `m × k` and `k × n` row-major elements the
+    // strides describe (asserted above).
     unsafe {
         gemm::gemm(
             m,
@@ -60,14 +48,14 @@ pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_
             k,
             dst.as_mut_ptr(),
             1,
-            dst_rs as isize,
+            n as isize,
             false,
             lhs.as_ptr(),
             1,
-            lhs_rs as isize,
+            k as isize,
             rhs.as_ptr(),
             1,
-            rhs_rs as isize,
+            n as isize,
             0.0,
             1.0,
             false,
@@ -77,4 +65,3 @@ pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_
         );
     }
 }
-

@@ -21,7 +21,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
-use memvos_cpu::{Affinity, BatchNormFold, TopKRead, ConvSpec, Fuse, Nhwc, PackedConv, WINOGRAD_MIN_PIXELS, Winograd, bilinear, max_pool_3x3_s2};
+pub use memvos_cpu::WINOGRAD_MIN_PIXELS;
+use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, max_pool_3x3_s2};
 use memvos_memory::{MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
 use serde::{Deserialize, Serialize};
 
@@ -53,19 +54,17 @@ pub enum ConvAlgo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuOptions {
     pub conv: ConvAlgo,
-    /// Winograd runs on maps of at least this many output pixels; smaller ones use im2col, whose
-    /// weights are a quarter the size (default [`WINOGRAD_MIN_PIXELS`]).
-    #[serde(default = "winograd_min_pixels")]
+    /// Winograd runs on maps of at least this many output pixels. 0 (the default): on every
+    /// map, and no im2col copy of its weights is kept (about 200 MB less for STCN; at 480p every
+    /// such map is larger anyway). [`WINOGRAD_MIN_PIXELS`]: maps below 1,024 output pixels by
+    /// im2col, whose weights are a quarter the size — faster on tiny frames, for that memory.
+    #[serde(default)]
     pub winograd_from: usize,
-}
-
-fn winograd_min_pixels() -> usize {
-    WINOGRAD_MIN_PIXELS
 }
 
 impl Default for CpuOptions {
     fn default() -> Self {
-        CpuOptions { conv: ConvAlgo::F4, winograd_from: WINOGRAD_MIN_PIXELS }
+        CpuOptions { conv: ConvAlgo::F4, winograd_from: 0 }
     }
 }
 

@@ -19,7 +19,7 @@ use memvos_data::{Frame, LabelMap};
 use memvos_memory::{MemoryBank, ReadConfig};
 use memvos_model::aggregate::aggregate;
 use memvos_model::weights::formula;
-use memvos_model::cpu::{ConvAlgo, CpuOptions, CpuStcn};
+use memvos_model::cpu::{ConvAlgo, CpuOptions, CpuStcn, WINOGRAD_MIN_PIXELS};
 use memvos_model::{MemoryNetwork, Propagator, PropagatorConfig, Stcn, load_stcn};
 use ndarray::{Array2, Array3};
 use serde_json::Value;
@@ -138,10 +138,10 @@ fn stcn_cpu_path_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let net = load_stcn(&formula_checkpoint(dir.path()), &d).expect("every key of the manifest loads");
-    // The fixture's maps (96×160) are below the size where Winograd starts by default: force it
-    // on every 3×3 stride-1 convolution, then run the defaults.
-    let forced = |conv| CpuOptions { conv, winograd_from: 0 };
-    for opts in [forced(ConvAlgo::Gemm), forced(ConvAlgo::F2), forced(ConvAlgo::F4), CpuOptions::default()] {
+    // Winograd on every 3×3 stride-1 convolution (the default), and with the fixture's maps
+    // (below 1,024 output pixels) by im2col as `winograd_from` allows.
+    let with = |conv, winograd_from| CpuOptions { conv, winograd_from };
+    for opts in [with(ConvAlgo::Gemm, 0), with(ConvAlgo::F2, 0), CpuOptions::default(), with(ConvAlgo::F4, WINOGRAD_MIN_PIXELS)] {
         eprintln!("CPU path, {opts:?}:");
         check_network(&CpuStcn::new(&net, &d, opts).unwrap(), &d);
     }
