@@ -238,3 +238,71 @@ fn eval_davis_shards_merge_to_the_whole_run() {
     assert!(stderr.contains("--shard") && stderr.contains("4/3: the index must be in 1..=3"), "{stderr}");
     fails_with("eval_davis", &["--davis", s(&root), "--out", s(&merged), "--shard", "6/6", "--device", "cpu"], &["--shard 6/6", "no video"]);
 }
+
+/// A tiny STCN recipe for the `train` example (the trainer's own tests use the same sizes).
+const TINY_RECIPE: &str = r#"
+method = "stcn"
+stage = 3
+network = { key_encoder = { depth = "R18", in_channels = 3, conv_bias = false, width = 8 }, value_encoder = { depth = "R18", in_channels = 5, conv_bias = true, width = 8 }, key_dim = 8, value_dim = 16, decoder = [16, 8] }
+iterations = 12
+batch_size = 2
+lr = 1e-3
+lr_steps = [9]
+weight_decay = 1e-7
+bootstrap = { start = 4, end = 8, p = 0.5 }
+crop = 32
+objects = 2
+seed = 7
+checkpoint_every = 2
+workers = 1
+
+[[sources]]
+kind = "synthetic"
+videos = 3
+frames = 8
+height = 48
+width = 64
+max_objects = 3
+seed = 11
+max_skip = { start = 2, values = [3], after = [0.5] }
+"#;
+
+#[test]
+fn a_killed_training_run_resumes_to_the_same_weights() {
+    let Some(bin) = example("train") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("tiny.toml");
+    std::fs::write(&recipe, TINY_RECIPE).unwrap();
+    let args = |out: &Path| vec!["--recipe".to_string(), s(&recipe).into(), "--out".into(), s(out).into(), "--no-dashboard".into()];
+    let whole = dir.path().join("whole");
+    let o = Command::new(&bin).args(args(&whole)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same run, SIGKILLed once its first checkpoint is on disk.
+    let cut = dir.path().join("cut");
+    let mut child = Command::new(&bin).args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while !cut.join("checkpoint.json").is_file() {
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed_early = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("killed while running: {killed_early}");
+    let o = Command::new(&bin).args(args(&cut)).arg("--resume").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tensors = |p: PathBuf| {
+        let bytes = std::fs::read(p).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut v: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (tensors(whole.join("final.safetensors")), tensors(cut.join("final.safetensors")));
+    assert_eq!(a.len(), b.len());
+    let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
+    assert!(differing.is_empty(), "{} tensors differ from the uninterrupted run's, e.g. {:?}", differing.len(), &differing[..differing.len().min(5)]);
+    // Resuming without a checkpoint is a clear error.
+    fails_with("train", &["--recipe", s(&recipe), "--out", s(&dir.path().join("empty")), "--resume", "--no-dashboard"], &["--resume", "no checkpoint"]);
+}
