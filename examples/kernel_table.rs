@@ -24,8 +24,15 @@ struct Args {
     repeats: usize,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    memvos::cli::main(|| run(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.frames.iter().any(|&f| f == 0 || f > 256) || args.key_channels.iter().any(|&c| c == 0 || c > 1024) || args.repeats == 0 || args.repeats > 1000 {
+        return Err("--frames must be in 1..=256, --key-channels in 1..=1024, --repeats in 1..=1000".into());
+    }
     let device = memvos::device::select_and_announce(args.device)?;
     let s = 2048;
     let a = Tensor::<2>::random([s, s], Distribution::Normal(0.0, 1.0), &device);

@@ -503,16 +503,17 @@ impl CpuStcn {
 }
 
 impl MemoryNetwork for CpuStcn {
+    // What the network is comes from the burn network it was built from.
     fn method(&self) -> Method {
-        Method::Stcn
+        self.net.method()
     }
 
     fn key_kind(&self) -> KeyKind {
-        KeyKind::Shared
+        self.net.key_kind()
     }
 
     fn similarity(&self) -> Similarity {
-        Similarity::L2
+        self.net.similarity()
     }
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
