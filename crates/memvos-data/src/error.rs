@@ -73,6 +73,13 @@ pub enum DataError {
     /// mask does not show it.
     #[error("video {video}: object {object} first appears on frame {frame} (meta.json), but {}", match .path { Some(p) => format!("its mask {} does not hold label {object}", p.display()), None => "that frame has no mask".to_string() })]
     MissingFirstMask { video: String, object: u8, frame: String, path: Option<PathBuf> },
+    /// An output path that is, contains or lies inside an input path (refused before anything
+    /// is read, so nothing the user gave is overwritten).
+    #[error("{output_flag} {output} {relation} {input_flag} {input}: an output must not overwrite or mix with an input; choose another {output_flag}", output = .output.display(), input = .input.display())]
+    OutputOnInput { output_flag: String, output: PathBuf, relation: &'static str, input_flag: String, input: PathBuf },
+    /// Two files or folders that could both be meant (`00003.jpg` and `00003.png`).
+    #[error("{path}: ambiguous: {reason}")]
+    Ambiguous { path: PathBuf, reason: String },
     /// Invalid arguments given by a caller (sizes, counts, probabilities).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -202,7 +202,8 @@ pub fn read_mask(path: &Path) -> Result<Mask> {
     read_mask_with(path, MaskEncoding::Labels)
 }
 
-/// Reads a mask PNG: palette (1/2/4/8-bit indices), greyscale (8/16-bit) or RGB(A).
+/// Reads a mask PNG: palette (1/2/4/8-bit indices), greyscale (8-bit; 16-bit read exactly, a
+/// value above 255 refused) or RGB(A).
 pub fn read_mask_with(path: &Path, encoding: MaskEncoding) -> Result<Mask> {
     let bytes = read_bytes(path)?;
     decode_mask(&bytes, path, encoding)
@@ -223,7 +224,11 @@ pub fn decode_mask(bytes: &[u8], path: &Path, encoding: MaskEncoding) -> Result<
         return Err(decode_err(path, format!("{}x{} pixels is more than the {MAX_PIXELS} memvos decodes", header.width, header.height)));
     }
     let indexed = header.color_type == png::ColorType::Indexed;
-    decoder.set_transformations(if indexed {
+    // 16-bit greyscale label maps are read exactly (stripping to the high byte would turn labels
+    // 1..=255 into 0); 16-bit colour masks are colours, for which the high byte suffices.
+    let grey16 = header.bit_depth == png::BitDepth::Sixteen
+        && matches!(header.color_type, png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha);
+    decoder.set_transformations(if indexed || grey16 {
         png::Transformations::IDENTITY
     } else {
         png::Transformations::EXPAND | png::Transformations::STRIP_16
@@ -267,6 +272,30 @@ pub fn decode_mask(bytes: &[u8], path: &Path, encoding: MaskEncoding) -> Result<
                         let byte = row[x / per_byte];
                         let shift = 8 - bits * (x % per_byte + 1);
                         (byte >> shift) & ((1u8 << bits) - 1)
+                    };
+                }
+            }
+        }
+        png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha if grey16 => {
+            let ch = info.color_type.samples();
+            let value = |y: usize, x: usize| {
+                let o = y * stride + x * ch * 2;
+                u16::from_be_bytes([buf[o], buf[o + 1]])
+            };
+            // Only 0 and 65535: a binary mask saved at 16 bits, object 1 as for 0/255.
+            let binary = (0..h).all(|y| (0..w).all(|x| matches!(value(y, x), 0 | 65535)));
+            for y in 0..h {
+                for x in 0..w {
+                    let v = value(y, x);
+                    labels[[y, x]] = match v {
+                        0..=255 => v as u8,
+                        65535 if binary => 1,
+                        _ => {
+                            return Err(DataError::UnsupportedMask {
+                                path: path.to_path_buf(),
+                                reason: format!("16-bit label {v} at (x={x}, y={y}) is above 255, the most labels memvos reads"),
+                            });
+                        }
                     };
                 }
             }

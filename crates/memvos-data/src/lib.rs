@@ -11,10 +11,12 @@
 
 pub mod augment;
 pub mod error;
+pub mod failpoint;
 pub mod frame;
 pub mod io;
 pub mod layout;
 pub mod overlay;
+pub mod paths;
 pub mod synth;
 pub mod writer;
 

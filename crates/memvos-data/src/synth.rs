@@ -25,6 +25,9 @@ pub const MAX_SIDE: usize = 8192;
 pub const MAX_FRAMES: usize = 100_000;
 /// The most synthetic videos of one configuration.
 pub const MAX_VIDEOS: usize = 1_000_000;
+/// The most memory one generated video may take (its frames and masks are held together:
+/// 4 bytes a pixel a frame), checked before anything is drawn.
+pub const MAX_VIDEO_BYTES: u64 = 4 << 30;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +75,17 @@ impl SynthConfig {
         }
         if self.frames > MAX_FRAMES || self.videos > MAX_VIDEOS {
             return Err(DataError::InvalidArgument(format!("at most {MAX_VIDEOS} synthetic videos of at most {MAX_FRAMES} frames (got {} of {})", self.videos, self.frames)));
+        }
+        let bytes = self.frames as u64 * self.height as u64 * self.width as u64 * 4;
+        if bytes > MAX_VIDEO_BYTES {
+            return Err(DataError::InvalidArgument(format!(
+                "{} frames of {}x{} (HxW) need {} MiB per video, more than the {} MiB budget: fewer frames or smaller frames",
+                self.frames,
+                self.height,
+                self.width,
+                bytes >> 20,
+                MAX_VIDEO_BYTES >> 20
+            )));
         }
         if self.min_objects == 0 || self.min_objects > self.max_objects || self.max_objects > 254 {
             return bad("objects per video must satisfy 1 <= min <= max <= 254");

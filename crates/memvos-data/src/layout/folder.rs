@@ -7,12 +7,13 @@ use super::{Dataset, Video, list_video, require_dir, subdirs};
 use crate::error::Result;
 use crate::io::MaskEncoding;
 
-/// One video: frames are the image files (JPEG or PNG) of `frames_dir` in name order; masks are
+/// One video: frames are the image files (JPEG or PNG) of `frames_dir` in natural name order; masks are
 /// the palette PNGs of `masks_dir` named like the frame they annotate.
 pub fn video_folder(name: &str, frames_dir: &Path, masks_dir: Option<&Path>) -> Result<Video> {
     require_dir(frames_dir, "frames folder")?;
     if let Some(m) = masks_dir {
         require_dir(m, "masks folder")?;
+        crate::paths::check_distinct(("--masks", m), ("--frames", frames_dir))?;
     }
     list_video(name, Some(frames_dir), masks_dir, MaskEncoding::Labels)
 }

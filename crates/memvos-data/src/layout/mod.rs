@@ -167,8 +167,9 @@ pub(crate) fn require_dir(path: &Path, what: &'static str) -> Result<()> {
     }
 }
 
-/// Files in `dir` whose extension is one of `exts` (case-insensitive), as (stem, path),
-/// sorted by file name. Hidden files (e.g. our own temporary files) are skipped.
+/// Files in `dir` whose extension is one of `exts` (case-insensitive), as (stem, path), in
+/// natural order of their stems (`2` before `10`); two files of one stem are an error. Hidden
+/// files (e.g. our own temporary files) are skipped.
 pub(crate) fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
@@ -190,11 +191,25 @@ pub(crate) fn files_with_ext(dir: &Path, exts: &[&str]) -> Result<Vec<(String, P
             out.push((stem, path));
         }
     }
-    out.sort_by(|a, b| a.1.file_name().cmp(&b.1.file_name()));
+    crate::paths::sort_natural(&mut out, |(stem, _)| stem.as_str());
+    // Two files of one stem (`00003.jpg` and `00003.png`, `a.png` and `a.PNG`) would both be
+    // that frame: refuse rather than pick one.
+    if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+        let (a, b) = (&w[0].1, &w[1].1);
+        return Err(DataError::Ambiguous {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "{} and {} would both be frame {}; keep one",
+                a.file_name().unwrap_or_default().to_string_lossy(),
+                b.file_name().unwrap_or_default().to_string_lossy(),
+                w[0].0
+            ),
+        });
+    }
     Ok(out)
 }
 
-/// Sub-folders of `dir`, sorted by name.
+/// Sub-folders of `dir`, in natural order of their names.
 pub(crate) fn subdirs(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
@@ -204,14 +219,14 @@ pub(crate) fn subdirs(dir: &Path) -> Result<Vec<String>> {
             out.push(name);
         }
     }
-    out.sort();
+    crate::paths::sort_natural(&mut out, |s| s.as_str());
     Ok(out)
 }
 
 pub(crate) const IMAGE_EXTS: &[&str] = &["jpg", "jpeg", "png"];
 
 /// Lists one video from its frames folder and (optional) annotations folder: frames are image
-/// files in name order; an annotation is the `.png` named like a frame. An annotation with no
+/// files in natural name order (`2.jpg` before `10.jpg`); an annotation is the `.png` named like a frame. An annotation with no
 /// frame of its name is ignored. `image_dir = None` lists an annotations-only video (for
 /// evaluation), whose frames are the annotation files.
 pub(crate) fn list_video(
@@ -220,10 +235,11 @@ pub(crate) fn list_video(
     annotation_dir: Option<&Path>,
     mask_encoding: MaskEncoding,
 ) -> Result<Video> {
-    let annotations: BTreeMap<String, PathBuf> = match annotation_dir {
-        Some(d) if d.is_dir() => files_with_ext(d, &["png"])?.into_iter().collect(),
-        _ => BTreeMap::new(),
+    let annotation_files = match annotation_dir {
+        Some(d) if d.is_dir() => files_with_ext(d, &["png"])?,
+        _ => Vec::new(),
     };
+    let annotations: BTreeMap<String, PathBuf> = annotation_files.iter().cloned().collect();
     let frames: Vec<FrameEntry> = match image_dir {
         Some(d) => files_with_ext(d, IMAGE_EXTS)?
             .into_iter()
@@ -233,7 +249,7 @@ pub(crate) fn list_video(
                 image: Some(path),
             })
             .collect(),
-        None => annotations
+        None => annotation_files
             .iter()
             .map(|(stem, path)| FrameEntry {
                 name: stem.clone(),

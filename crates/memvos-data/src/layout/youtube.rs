@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{Dataset, ObjectEntry, Video, list_video, require_dir};
 use crate::error::{DataError, Result};
 use crate::io::MaskEncoding;
+use crate::paths::{natural_cmp, sort_natural};
 
 /// `meta.json` as YouTube-VOS ships it.
 #[derive(Clone, Debug, Deserialize)]
@@ -115,7 +116,7 @@ impl YouTube {
                     path: meta_path.clone(),
                     reason: format!("video {name}: object id {id:?} is not a number in 1..=255"),
                 })?;
-                let first = obj.frames.iter().min().cloned().ok_or_else(|| DataError::Parse {
+                let first = obj.frames.iter().min_by(|a, b| natural_cmp(a, b)).cloned().ok_or_else(|| DataError::Parse {
                     path: meta_path.clone(),
                     reason: format!("video {name}: object {id} lists no frames"),
                 })?;
@@ -127,8 +128,10 @@ impl YouTube {
                     category: obj.category.clone(),
                 });
             }
-            video.objects.sort_by(|a, b| (&a.first_frame, a.id).cmp(&(&b.first_frame, b.id)));
-            video.required_frames = Some(required.into_iter().collect());
+            video.objects.sort_by(|a, b| natural_cmp(&a.first_frame, &b.first_frame).then(a.id.cmp(&b.id)));
+            let mut required: Vec<String> = required.into_iter().collect();
+            sort_natural(&mut required, |s| s.as_str());
+            video.required_frames = Some(required);
             videos.push(video);
         }
         Ok(Dataset {
