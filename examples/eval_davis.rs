@@ -31,6 +31,8 @@ struct Args {
     #[arg(long)]
     copy_first: bool,
     /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
+    /// Only a folder this same run wrote (same root, set, weights and flags, recorded in its
+    /// memvos-run.json) is resumed.
     #[arg(long)]
     resume: bool,
     /// Run only part I of N of the videos (dealt round-robin by name): N machines running
@@ -48,6 +50,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     args.model.check()?;
+    let mut inputs = vec![("--davis", args.davis.as_path())];
+    inputs.extend(args.model.weights.as_deref().map(|w| ("--weights", w)));
+    memvos::data::paths::check_outputs_apart(&[("--out", &args.out)], &inputs)?;
     // The dataset and the output folder are checked before the network is loaded.
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
     if dataset.videos.is_empty() {
@@ -70,6 +75,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if stale > 0 {
         println!("removed {stale} temporary file(s) of an interrupted run");
     }
+    // Shards of one run share a folder: the shard is not part of what must match.
+    let manifest = output::Manifest::new("eval_davis")
+        .input("--davis", &args.davis)?
+        .flag("--year", args.year)
+        .flag("--set", &args.set)
+        .flag("--copy-first", args.copy_first);
+    let manifest = if args.copy_first { manifest } else { manifest.model(&args.model)? };
+    manifest.claim(&args.out, args.resume)?;
     if args.copy_first {
         for video in &dataset.videos {
             let first = video.read_annotation(0, None)?.ok_or_else(|| format!("video {} has no first-frame mask", video.name))?;
@@ -101,6 +114,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let outputs = run_video_with(&loaded, &cfg, &frames, None, &mut fps, &mut |_| progress.inc(1))?;
         for (i, labels) in &outputs {
             writer.write(&video.name, &frames.frame_names[*i], labels)?;
+            memvos::data::failpoint::pause(&format!("mask:{}/{}", video.name, frames.frame_names[*i]));
         }
     }
     progress.finish();

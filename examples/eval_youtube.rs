@@ -44,6 +44,8 @@ struct Args {
     #[arg(long)]
     videos: Option<PathBuf>,
     /// Skip videos whose outputs are all present and decode; clear a killed run's temporary files.
+    /// Only a folder this same run wrote (same root, split, weights and flags, recorded in its
+    /// memvos-run.json) is resumed.
     #[arg(long)]
     resume: bool,
     /// Run only part I of N of the videos (after `--videos`; dealt round-robin by name): N
@@ -64,6 +66,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--year must be 2018 or 2019, got {}", args.year).into());
     }
     args.model.check()?;
+    let mut inputs = vec![("--root", args.root.as_path())];
+    inputs.extend(args.videos.as_deref().map(|v| ("--videos", v)));
+    inputs.extend(args.model.weights.as_deref().map(|w| ("--weights", w)));
+    memvos::data::paths::check_outputs_apart(&[("--out", &args.out)], &inputs)?;
     // The dataset and the output folder are checked before the network is loaded.
     let dataset = YouTube::new(&args.root, &args.split).all_frames(args.all_frames).open()?;
     let names: Vec<String> = dataset.videos.iter().map(|v| v.name.clone()).collect();
@@ -92,6 +98,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if stale > 0 {
         println!("removed {stale} temporary file(s) of an interrupted run");
     }
+    // Shards of one run share a folder: the shard is not part of what must match.
+    let mut manifest = output::Manifest::new("eval_youtube")
+        .input("--root", &args.root)?
+        .flag("--split", &args.split)
+        .flag("--all-frames", args.all_frames)
+        .flag("--output-all", args.output_all)
+        .flag("--short-side", args.short_side)
+        .model(&args.model)?;
+    if let Some(v) = &args.videos {
+        manifest = manifest.input("--videos", v)?;
+    }
+    manifest.claim(&args.out, args.resume)?;
     let loaded = args.model.load()?;
     println!("{}", loaded.describe());
     let cfg = args.model.schedule_for(loaded.method(), Benchmark::YouTube)?;

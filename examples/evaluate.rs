@@ -40,6 +40,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     memvos::eval::metrics::check_bound_th(args.bound_th).map_err(|e| format!("--bound-th: {e}"))?;
+    // The CSVs go into the results folder, which must not be (or be inside) the dataset: its
+    // annotations would be scored against themselves and the CSVs mixed into the dataset.
+    memvos::data::paths::check_outputs_apart(&[("--results", &args.results)], &[("--davis", &args.davis)])?;
     let start = Instant::now();
     let dataset = Davis::new(&args.davis, args.year, &args.set).open()?;
     let opts = EvalOptions { protocol: Protocol::from_year(args.year)?, bound_th: args.bound_th };

@@ -35,7 +35,9 @@ struct Args {
     #[arg(long)]
     short_side: Option<usize>,
     /// Do nothing if every mask is already there and decodes; clear a killed run's temporary
-    /// files (a partly written video is segmented again: propagation needs every frame).
+    /// files (a partly written video is segmented again: propagation needs every frame). Only a
+    /// folder this same run wrote (same frames, masks, weights and flags, recorded in its
+    /// memvos-run.json) is resumed.
     #[arg(long)]
     resume: bool,
 }
@@ -47,6 +49,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     args.model.check()?;
+    // An output never lands on an input (checked before anything is read).
+    let mut inputs = vec![("--frames", args.frames.as_path()), ("--masks", args.masks.as_path())];
+    inputs.extend(args.model.weights.as_deref().map(|w| ("--weights", w)));
+    memvos::data::paths::check_outputs_apart(&[("--out", &args.out)], &inputs)?;
     // Inputs, sizes and the output folder are checked before the network is loaded.
     let name = args.frames.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
     let video = video_folder(&name, &args.frames, Some(&args.masks))?;
@@ -58,6 +64,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if stale > 0 {
         println!("removed {stale} temporary file(s) of an interrupted run");
     }
+    let manifest = output::Manifest::new("segment")
+        .input("--frames", &args.frames)?
+        .input("--masks", &args.masks)?
+        .flag("--short-side", args.short_side.map_or("none".to_string(), |s| s.to_string()))
+        .model(&args.model)?;
+    manifest.claim(&args.out, args.resume)?;
     let first = video.annotated().first().copied().unwrap_or(0);
     let expected: Vec<PathBuf> = video.frames[first..].iter().map(|f| args.out.join(format!("{}.png", f.name))).collect();
     if args.resume && args.out.join("overlay.gif").is_file() && size.is_some_and(|(h, w)| output::complete(&expected, h, w)) {

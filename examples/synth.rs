@@ -47,6 +47,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     cfg.validate().map_err(|e| format!("--size/--frames/--videos/--max-objects: {e}"))?;
+    // A folder that holds something synth did not write (a real dataset) is never written into.
+    let manifest = memvos::output::Manifest::new("synth");
+    let ours = std::fs::read_to_string(args.out.join(memvos::output::MANIFEST)).is_ok_and(|t| t.contains("\"synth\""));
+    let occupied = std::fs::read_dir(&args.out).is_ok_and(|mut d| d.next().is_some());
+    if occupied && !ours {
+        return Err(format!("--out {}: the folder holds files synth did not write; choose an empty or new folder", args.out.display()).into());
+    }
+    memvos::output::prepare(&args.out, "--out")?;
+    manifest.claim(&args.out, false)?;
     let bar = ProgressBar::new(cfg.videos as u64)
         .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} videos ({elapsed})")?);
     bar.set_message("generating");

@@ -42,7 +42,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "auto")]
         method: MethodChoice,
     },
-    /// Print the method a file holds and its number of tensors.
+    /// Print the method a file holds and its number of tensors (every tensor is read and checked).
     Inspect {
         #[arg(long)]
         file: PathBuf,
@@ -64,6 +64,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             println!("wrote formula-filled {method} weights to {}", out.display());
         }
         Cmd::Convert { from, to, method } => {
+            memvos::data::paths::check_outputs_apart(&[("--to", &to)], &[("--from", &from)])?;
             weights::Format::of(&to)?;
             if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
                 return Err(format!("--to: folder {} does not exist", parent.display()).into());
@@ -73,12 +74,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             println!("converted {} ({}) to {}", from.display(), net.method(), to.display());
         }
         Cmd::Inspect { file } => {
-            let keys = weights::read_keys(&file)?;
+            // Every tensor is read and checked against the file's own record before anything
+            // is reported about it.
+            let summary = weights::verify(&file)?;
             let method: Option<Method> = weights::detect(&file).ok();
-            match method {
-                Some(m) => println!("{}: {} weights, {} tensors", file.display(), m, keys.len()),
-                None => println!("{}: not a checkpoint of a known method, {} tensors", file.display(), keys.len()),
-            }
+            let what = match method {
+                Some(m) => format!("{m} weights"),
+                None => "not a checkpoint of a known method".to_string(),
+            };
+            println!("{}: {what}, {} tensors, {:.1} MB of data, every tensor read and checked", file.display(), summary.tensors, summary.data_bytes as f64 / 1e6);
         }
     }
     Ok(())

@@ -55,6 +55,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("--score N already holds out N videos; give one of --score and --holdout".into());
     }
     let results = || args.results.clone().ok_or("--results: the submission folder is needed for --zip and --score");
+    // Neither the zip nor the list may replace anything of the dataset or the results.
+    let mut inputs = vec![("--root", args.root.as_path())];
+    inputs.extend(args.results.as_deref().map(|r| ("--results", r)));
+    let mut outputs = Vec::new();
+    outputs.extend(args.zip.as_deref().map(|z| ("--zip", z)));
+    outputs.extend(args.list.as_deref().map(|l| ("--list", l)));
+    memvos::data::paths::check_outputs_apart(&outputs, &inputs)?;
+    if let (Some(z), Some(l)) = (&args.zip, &args.list) {
+        memvos::data::paths::check_outputs_apart(&[("--list", l)], &[("--zip", z)])?;
+    }
     let dataset = YouTube::new(&args.root, &args.split).open()?;
     if let Some(zip) = &args.zip {
         let report = package_submission(&dataset, &results()?, zip)?;
