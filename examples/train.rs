@@ -43,9 +43,17 @@ struct Args {
     /// Override a recipe field, `key=value` (repeatable): `--set lr=2e-5 --set bootstrap.start=100`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
-    /// Continue the run whose checkpoint is in --out.
+    /// Continue the run whose checkpoint is in --out, with the checkpoint's recipe. Extending
+    /// the run is allowed (`--set iterations=N` above the recipe's; the max-skip curriculum, a
+    /// fraction of the run, stretches over the iterations still to run), and so are `workers`,
+    /// `checkpoint_every` and `keep_checkpoints`; any other change is refused, listing the
+    /// fields.
     #[arg(long)]
     resume: bool,
+    /// With --resume: continue with a recipe that changes other fields too (learning rate,
+    /// seed, sources, …); the checkpoint records the earlier recipe and what changed.
+    #[arg(long, requires = "resume")]
+    resume_with_changes: bool,
     /// Start from these weights (a previous stage's final.safetensors, a published .pth).
     #[arg(long)]
     init: Option<PathBuf>,
@@ -120,7 +128,7 @@ impl Observer for Plain {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let recipe = pick_recipe(&args)?;
     let devices = args.devices.iter().map(|&d| select(d).map(|s| s.device)).collect::<Result<Vec<_>, _>>()?;
-    let opts = TrainOptions { data: args.data.clone(), out: args.out.clone(), resume: args.resume, init: args.init.clone(), devices, stop_after: None };
+    let opts = TrainOptions { data: args.data.clone(), out: args.out.clone(), resume: args.resume, resume_with_changes: args.resume_with_changes, init: args.init.clone(), devices, stop_after: None };
     let terminal = std::io::stdout().is_terminal();
     let report = if terminal && !args.no_dashboard {
         let mut dash = Dashboard::new();

@@ -173,6 +173,12 @@ impl Qdmn {
     pub fn youtube() -> Self {
         Self::new(5, 0.75, 12)
     }
+
+    /// A frame's quality relative to the bank's first frame (what the threshold is compared
+    /// with); `None` before the first frame is written.
+    pub fn normalised(&self, quality: f32) -> Option<f32> {
+        self.reference.map(|r| quality / r)
+    }
 }
 
 impl MemoryPolicy for Qdmn {
@@ -194,7 +200,7 @@ impl MemoryPolicy for Qdmn {
             self.counters.insert(c.frame, self.counter);
             return Write::keep();
         }
-        let normalised = q / self.reference.unwrap_or(1.0);
+        let normalised = self.normalised(q).unwrap_or(q);
         if !FrameRule::Relative.due(self.every, c.frame, last(stored)) || normalised <= self.threshold {
             return Write::Temporary;
         }

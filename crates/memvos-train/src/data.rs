@@ -32,6 +32,8 @@ pub enum LoaderError {
     Source { index: usize, kind: &'static str, root: PathBuf, source: DataError },
     #[error("data source {index} ({kind}) at {root} holds no usable {what}")]
     Empty { index: usize, kind: &'static str, root: PathBuf, what: &'static str },
+    #[error("data source {index} ({kind}) at {root}: video {video} has no annotated frame (training samples need masks)")]
+    Unannotated { index: usize, kind: &'static str, root: PathBuf, video: String },
     #[error("reading a sample of {what}: {source}")]
     Sample { what: String, source: DataError },
     #[error("the data workers stopped")]
@@ -115,6 +117,24 @@ fn resolve(data: &Path, root: &Path) -> PathBuf {
     if root.is_absolute() { root.to_path_buf() } else { data.join(root) }
 }
 
+/// The data roots a recipe reads (by source index), resolved against `data`.
+pub fn source_roots(recipe: &Recipe, data: &Path) -> Vec<(usize, PathBuf)> {
+    recipe
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Source::Static { root, .. } | Source::Bl30k { root, .. } | Source::Davis { root, .. } | Source::Youtube { root, .. } => Some((i, resolve(data, root))),
+            Source::Synthetic { .. } => None,
+        })
+        .collect()
+}
+
+/// A video source's first video without an annotated frame (a sample needs one).
+fn unannotated(ds: &memvos_data::Dataset) -> Option<&str> {
+    ds.videos.iter().find(|v| v.annotated().is_empty()).map(|v| v.name.as_str())
+}
+
 fn read_subset(path: &Path) -> Result<Vec<String>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
@@ -144,6 +164,9 @@ impl Entries {
                 }
                 Source::Bl30k { max_skip, .. } => {
                     let set = Arc::new(bl30k(&root).map_err(err)?);
+                    if let Some(v) = unannotated(&set) {
+                        return Err(LoaderError::Unannotated { index, kind, root: root.clone(), video: v.to_string() });
+                    }
                     let c = Arc::new(max_skip.clone());
                     items.extend((0..set.videos.len()).map(|v| Item::Video(set.clone(), v, c.clone(), 1, true)));
                 }
@@ -152,6 +175,9 @@ impl Entries {
                     if let Some(s) = subset {
                         let keep = read_subset(&resolve(data, s)).map_err(err)?;
                         ds.videos.retain(|v| keep.contains(&v.name));
+                    }
+                    if let Some(v) = unannotated(&ds) {
+                        return Err(LoaderError::Unannotated { index, kind, root: root.clone(), video: v.to_string() });
                     }
                     let ds = Arc::new(ds);
                     let c = Arc::new(max_skip.clone());
@@ -164,6 +190,9 @@ impl Entries {
                     if let Some(s) = subset {
                         let keep = read_subset(&resolve(data, s)).map_err(err)?;
                         ds.videos.retain(|v| keep.contains(&v.name));
+                    }
+                    if let Some(v) = unannotated(&ds) {
+                        return Err(LoaderError::Unannotated { index, kind, root: root.clone(), video: v.to_string() });
                     }
                     let ds = Arc::new(ds);
                     let c = Arc::new(max_skip.clone());
@@ -230,6 +259,10 @@ impl Entries {
             Item::Video(ds, v, curriculum, step, bl30k) => {
                 let video = &ds.videos[*v];
                 let usable = video.annotated();
+                if usable.is_empty() {
+                    // Checked at open; a folder changed since is still named, never an index panic.
+                    return Err(LoaderError::Sample { what: format!("video {}", video.name), source: DataError::InvalidArgument("has no annotated frame".into()) });
+                }
                 let skip = (curriculum.at(epoch, self.epochs()) / step).max(1);
                 let frames = clip(usable.len(), skip, &mut rng);
                 let read = |i: usize| {

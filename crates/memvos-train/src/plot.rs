@@ -32,7 +32,12 @@ fn text(img: &mut RgbImage, x: u32, y: u32, s: &str, colour: Rgb<u8>) {
 }
 
 fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), colour: Rgb<u8>) {
-    let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
+    // At most a few points per pixel of the image, however far (or non-finite) the ends are:
+    // a history with absurd iterations draws a clipped line instead of looping for ever.
+    if !(x0.is_finite() && y0.is_finite() && x1.is_finite() && y1.is_finite()) {
+        return;
+    }
+    let steps = ((x1 - x0).abs().max((y1 - y0).abs()).ceil().min(4.0 * (W + H) as f64) as usize).max(1);
     for s in 0..=steps {
         let t = s as f64 / steps as f64;
         let (x, y) = (x0 + t * (x1 - x0), y0 + t * (y1 - y0));
@@ -52,7 +57,7 @@ pub fn write_loss_curve(path: &Path, history: &[IterationStats]) -> Result<(), S
     text(&mut img, LEFT, 8, "training loss (light: per iteration, dark: mean of 50)", axis);
     if !history.is_empty() {
         let first = history[0].iteration as f64;
-        let last = history[history.len() - 1].iteration.max(history[0].iteration + 1) as f64;
+        let last = history[history.len() - 1].iteration.max(history[0].iteration.saturating_add(1)) as f64;
         let finite: Vec<f64> = history.iter().map(|s| s.loss).filter(|l| l.is_finite()).collect();
         let max = finite.iter().cloned().fold(f64::MIN, f64::max).max(1e-9);
         let px = |it: f64| x0 + (it - first) / (last - first) * (x1 - x0);

@@ -129,6 +129,18 @@ pub enum Source {
     },
 }
 
+/// The optimiser of a recipe.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam with L2 weight decay (every published recipe).
+    #[default]
+    Adam,
+    /// Plain stochastic gradient descent (`w ← w − lr·(g + weight_decay·w)`): its step is linear
+    /// in the gradient, which makes gradient errors visible in the weights.
+    Sgd,
+}
+
 /// Everything one training stage needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +155,9 @@ pub struct Recipe {
     /// Samples per iteration (over all devices).
     pub batch_size: usize,
     pub lr: f64,
+    /// The optimiser: Adam (the published recipes) or plain SGD.
+    #[serde(default)]
+    pub optimizer: Optimizer,
     /// Iterations after which the learning rate is multiplied by `lr_gamma`.
     pub lr_steps: Vec<usize>,
     #[serde(default = "default_gamma")]
@@ -165,15 +180,29 @@ pub struct Recipe {
     /// GSFM's boundary loss weight.
     #[serde(default = "boundary_w")]
     pub boundary_weight: f64,
-    /// Threads preparing samples.
+    /// Threads preparing samples (at most [`MAX_WORKERS`]).
     #[serde(default = "two")]
     pub workers: usize,
+    /// Checkpoints kept in the output folder (the newest N; older ones are removed once a newer
+    /// one is complete). The final weights are always kept.
+    #[serde(default = "two")]
+    pub keep_checkpoints: usize,
     /// The area range of the random resized crop of video sources (default: methods.md §4.3,
     /// 0.36–1, BL30K 0.25–1). A smaller range keeps the crop's scale near the frame's.
     #[serde(default)]
     pub crop_scale: Option<(f32, f32)>,
     pub sources: Vec<Source>,
 }
+
+/// The most sample-preparing threads a recipe may ask for.
+pub const MAX_WORKERS: usize = 64;
+/// The most times a source may be repeated per epoch.
+pub const MAX_REPEAT: usize = 10_000;
+/// The most pixels one iteration may train on (`batch_size × crop²`): 64 crops of 512².
+pub const MAX_BATCH_PIXELS: u64 = 64 * 512 * 512;
+/// The most memory the prepared batches may hold (each worker keeps up to two ready, plus the
+/// one in use; 15 floats a pixel: 3 RGB frames and 6 masks).
+pub const MAX_LOADER_BYTES: u64 = 8 << 30;
 
 fn default_gamma() -> f64 {
     0.1
@@ -240,7 +269,7 @@ pub fn parse(text: &str, json: bool, origin: &str, overrides: &[String]) -> Resu
         drop_nulls(&mut v);
         toml::Value::try_from(v).map_err(|e| invalid(e.to_string()))?
     } else {
-        toml::Value::Table(toml::from_str::<toml::Table>(text).map_err(|e| invalid(e.to_string()))?)
+        toml::Value::Table(toml::from_str::<toml::Table>(text).map_err(|e| invalid(toml_error(text, &e)))?)
     };
     for o in overrides {
         apply_override(&mut table, o)?;
@@ -265,6 +294,21 @@ pub fn load(name_or_path: &str, overrides: &[String]) -> Result<Recipe, RecipeEr
     let text = std::fs::read_to_string(path).map_err(|e| RecipeError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
     let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     parse(&text, json, &path.display().to_string(), overrides)
+}
+
+/// A TOML error on one line: "line L, column C: message" (toml's own text spans several lines
+/// with a snippet of the file).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {msg}")
+        }
+        None => msg,
+    }
 }
 
 /// Removes JSON `null`s (TOML has none; an absent field means the same).
@@ -340,6 +384,31 @@ impl Recipe {
         if self.batch_size > 4096 {
             return Err(format!("batch_size = {} is above 4096", self.batch_size));
         }
+        if self.workers > MAX_WORKERS {
+            return Err(format!("workers = {} is above {MAX_WORKERS}", self.workers));
+        }
+        if !(1..=1000).contains(&self.keep_checkpoints) {
+            return Err(format!("keep_checkpoints = {} must be in 1..=1000", self.keep_checkpoints));
+        }
+        // Sizes together, before anything is allocated: each field may be in range while their
+        // product is not.
+        let pixels = self.batch_size as u64 * self.crop as u64 * self.crop as u64;
+        if pixels > MAX_BATCH_PIXELS {
+            return Err(format!(
+                "batch_size × crop² = {} × {}² = {pixels} pixels per iteration, above the budget of {MAX_BATCH_PIXELS} (64 crops of 512²): lower batch_size or crop",
+                self.batch_size, self.crop
+            ));
+        }
+        let loader = (2 * self.workers as u64 + 1) * pixels * 15 * 4;
+        if loader > MAX_LOADER_BYTES {
+            return Err(format!(
+                "workers = {} keep up to {} batches of {pixels} pixels ready: {} MiB, above the {} MiB budget: lower workers, batch_size or crop",
+                self.workers,
+                2 * self.workers + 1,
+                loader >> 20,
+                MAX_LOADER_BYTES >> 20
+            ));
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) || !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) || !(self.weight_decay >= 0.0) {
             return Err("lr and lr_gamma must be positive, weight_decay non-negative".into());
         }
@@ -357,10 +426,13 @@ impl Recipe {
         for (i, s) in self.sources.iter().enumerate() {
             let c = match s {
                 Source::Static { repeat, .. } => {
-                    if *repeat == 0 {
-                        return Err(format!("sources.{i}.repeat must be at least 1"));
+                    if !(1..=MAX_REPEAT).contains(repeat) {
+                        return Err(format!("sources.{i}.repeat = {repeat} must be in 1..={MAX_REPEAT}"));
                     }
                     continue;
+                }
+                Source::Davis { repeat, .. } if !(1..=MAX_REPEAT).contains(repeat) => {
+                    return Err(format!("sources.{i}.repeat = {repeat} must be in 1..={MAX_REPEAT}"));
                 }
                 Source::Bl30k { max_skip, .. } | Source::Davis { max_skip, .. } | Source::Youtube { max_skip, .. } | Source::Synthetic { max_skip, .. } => max_skip,
             };
@@ -454,6 +526,9 @@ mod tests {
         assert!(load("stcn/s0", &["sources.99.repeat=1".into()]).unwrap_err().to_string().contains("index 99"));
         assert!(load("stcn/s0", &["crop=100".into()]).unwrap_err().to_string().contains("multiple of 16"));
         assert!(load("stcn/s9", &[]).unwrap_err().to_string().contains("stcn/s0"));
+        // A syntax error is one line with its place in the file.
+        let e = parse("method = \"stcn\"\nstage = 0\nlr = = 3\n", false, "r.toml", &[]).unwrap_err().to_string();
+        assert!(!e.contains('\n') && e.contains("line 3, column"), "{e}");
         let text = BUNDLED[0].1.replace("iterations", "iterationz");
         assert!(parse(&text, false, "x", &[]).unwrap_err().to_string().contains("iterationz"));
         // JSON recipes too.

@@ -16,13 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, decay::WeightDecayConfig};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, MultiGradientsParams, SgdConfig, decay::WeightDecayConfig};
 use burn::tensor::{Bytes, Device};
 use memvos_model::{AnyNetwork, Method, weights};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Entries, Loader, LoaderError};
-use crate::recipe::Recipe;
+use crate::recipe::{Optimizer, Recipe};
 use crate::step::{BatchTensors, StepConfig, Trainable, forward, target_iou};
 
 /// What can go wrong while training.
@@ -51,8 +51,13 @@ pub struct TrainOptions {
     pub data: PathBuf,
     /// Where checkpoints, the loss curve and the final weights go.
     pub out: PathBuf,
-    /// Continue from the checkpoint in `out`.
+    /// Continue from the checkpoint in `out`. The recipe must be the checkpoint's, except for
+    /// more `iterations` (the run extended) and the settings that do not change what is
+    /// computed (`workers`, `checkpoint_every`, `keep_checkpoints`).
     pub resume: bool,
+    /// With `resume`: accept a recipe that differs from the checkpoint's in other fields too;
+    /// the checkpoint then records the earlier recipe and what changed.
+    pub resume_with_changes: bool,
     /// Start from these weights (a previous stage, a published `.pth`); a stage-0 network's
     /// 4-channel first conv gets the fifth input channel (methods.md §3.4).
     pub init: Option<PathBuf>,
@@ -98,6 +103,90 @@ pub struct CheckpointState {
     pub iteration: usize,
     pub recipe: Recipe,
     pub history: Vec<IterationStats>,
+    /// SHA-256 of the checkpoint's model and optimiser files, so a resume refuses files of
+    /// another run put in their place.
+    #[serde(default)]
+    pub files_sha256: Option<(String, String)>,
+    /// Recipes this run used before a `--resume-with-changes`, oldest first.
+    #[serde(default)]
+    pub earlier_recipes: Vec<RecipeChange>,
+}
+
+/// A recipe change accepted by `--resume-with-changes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecipeChange {
+    /// The first iteration run with the new recipe.
+    pub from_iteration: usize,
+    /// The recipe used before it.
+    pub recipe: Recipe,
+    /// The fields that changed, `field: old → new`.
+    pub changed: Vec<String>,
+}
+
+/// Recipe fields a resume may change without `--resume-with-changes`: they do not change what
+/// is computed (`iterations` may only grow: the run is extended).
+const HARMLESS: [&str; 3] = ["workers", "checkpoint_every", "keep_checkpoints"];
+
+/// The fields in which two recipes differ, as `field: old → new` (dotted paths).
+pub fn recipe_changes(old: &Recipe, new: &Recipe) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::{Array, Object};
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    walk(&p, x.get(k).unwrap_or(&serde_json::Value::Null), y.get(k).unwrap_or(&serde_json::Value::Null), out);
+                }
+            }
+            (Array(x), Array(y)) if x.len() == y.len() => {
+                for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}.{i}"), u, v, out);
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} → {b}")),
+            _ => {}
+        }
+    }
+    let (a, b) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default());
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    out
+}
+
+/// Checks a checkpoint against itself and against the recipe it is resumed with; returns the
+/// recipe changes to record (empty when the recipe is the checkpoint's).
+fn check_resume(state: &CheckpointState, recipe: &Recipe, with_changes: bool, out: &Path) -> Result<Vec<String>, TrainError> {
+    let json = out.join("checkpoint.json");
+    // A checkpoint is always taken inside its own recipe's run, with a history of rising
+    // iterations up to it; anything else is a damaged (or hand-edited) file.
+    if state.iteration >= state.recipe.iterations {
+        return Err(ckpt_err(&json, format!("iteration {} is not inside its own recipe's {} iterations: the file is damaged", state.iteration, state.recipe.iterations)));
+    }
+    if state.history.windows(2).any(|w| w[0].iteration >= w[1].iteration) || state.history.last().is_some_and(|s| s.iteration > state.iteration) {
+        return Err(ckpt_err(&json, format!("its loss history does not rise to iteration {}: the file is damaged", state.iteration)));
+    }
+    if state.iteration + 1 > recipe.iterations {
+        return Err(TrainError::Resume(format!(
+            "the checkpoint in {} is after iteration {}, past the recipe's {} iterations: resume with --set iterations=N for some N above {}, or train into another --out",
+            out.display(),
+            state.iteration + 1,
+            recipe.iterations,
+            state.iteration + 1
+        )));
+    }
+    let changes: Vec<String> = recipe_changes(&state.recipe, recipe)
+        .into_iter()
+        .filter(|c| !HARMLESS.iter().any(|h| c.starts_with(&format!("{h}:"))))
+        .filter(|c| !c.starts_with("iterations:") || recipe.iterations < state.recipe.iterations)
+        .collect();
+    if !changes.is_empty() && !with_changes {
+        return Err(TrainError::Resume(format!(
+            "the recipe differs from the checkpoint's in {}: resume with the checkpoint's recipe, or pass --resume-with-changes to continue with the new one (both are recorded)",
+            changes.join("; ")
+        )));
+    }
+    Ok(changes)
 }
 
 /// What a finished (or stopped) run leaves.
@@ -130,10 +219,42 @@ fn checkpoint_files(out: &Path, iteration: usize) -> (PathBuf, PathBuf) {
     (out.join(format!("model-{iteration:07}.bpk")), out.join(format!("optim-{iteration:07}.bpk")))
 }
 
+/// The iterations of the checkpoints in `out` (`model-N.bpk`), oldest first.
+pub fn checkpoint_iterations(out: &Path) -> Vec<usize> {
+    let mut its: Vec<usize> = std::fs::read_dir(out)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    its.sort_unstable();
+    its
+}
+
+/// Keeps the checkpoint of `current` (the one checkpoint.json names) and the newest `keep − 1`
+/// before it; removes older ones and any newer file a killed checkpoint write left behind.
+fn prune_checkpoints(out: &Path, current: usize, keep: usize) {
+    let its = checkpoint_iterations(out);
+    let older: Vec<usize> = its.iter().copied().filter(|&i| i < current).collect();
+    let stale = older[..older.len().saturating_sub(keep.max(1) - 1)].iter().chain(its.iter().filter(|&&i| i > current));
+    for &it in stale {
+        let (a, b) = checkpoint_files(out, it);
+        let _ = std::fs::remove_file(a);
+        let _ = std::fs::remove_file(b);
+    }
+}
+
 /// Trains `recipe` as `opts` say, reporting to `observer`.
 pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) -> Result<TrainReport, TrainError> {
     recipe.validate().map_err(TrainError::Recipe)?;
-    // Check everything a user can get wrong before anything heavy starts.
+    // Check everything a user can get wrong before anything heavy starts; the output folder
+    // never lands on a data root or the initial weights.
+    let roots = crate::data::source_roots(recipe, &opts.data);
+    let mut inputs: Vec<(String, &Path)> = roots.iter().map(|(i, p)| (format!("sources.{i}.root"), p.as_path())).collect();
+    inputs.extend(opts.init.as_deref().map(|p| ("--init".to_string(), p)));
+    let inputs: Vec<(&str, &Path)> = inputs.iter().map(|(f, p)| (f.as_str(), *p)).collect();
+    memvos_data::paths::check_outputs_apart(&[("--out", &opts.out)], &inputs).map_err(|e| TrainError::Output { path: opts.out.clone(), reason: e.to_string() })?;
     prepare_output(&opts.out)?;
     let previous = read_checkpoint(&opts.out)?;
     match (&previous, opts.resume) {
@@ -149,6 +270,10 @@ pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) 
         }
         _ => {}
     }
+    let changes = match &previous {
+        Some(s) => check_resume(s, recipe, opts.resume_with_changes, &opts.out)?,
+        None => Vec::new(),
+    };
     let entries = Arc::new(Entries::open(recipe, &opts.data)?);
     let devices: Vec<Device> = if opts.devices.is_empty() { vec![Device::flex()] } else { opts.devices.clone() };
     let devices: Vec<Device> = devices.into_iter().map(|d| if d.is_autodiff() { d } else { d.autodiff() }).collect();
@@ -166,7 +291,7 @@ pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) 
         ($n:expr) => {{
             let n = materialize($n)?;
             drop(guard);
-            run(n, recipe, opts, previous, entries, &devices, observer)
+            run(n, recipe, opts, previous, changes, entries, &devices, observer)
         }};
     }
     match net {
@@ -214,6 +339,7 @@ fn run<M: Trainable>(
     recipe: &Recipe,
     opts: &TrainOptions,
     previous: Option<CheckpointState>,
+    changes: Vec<String>,
     entries: Arc<Entries>,
     devices: &[Device],
     observer: &mut dyn Observer,
@@ -227,15 +353,31 @@ fn run<M: Trainable>(
         net = net.freeze().set_require_grad(true);
     }
     let wd = (recipe.weight_decay > 0.0).then(|| WeightDecayConfig::new(recipe.weight_decay as f32));
-    let mut optim: ModuleOptimizer = AdamConfig::new().with_weight_decay(wd).init();
+    let mut optim: ModuleOptimizer = match recipe.optimizer {
+        Optimizer::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+        Optimizer::Sgd => SgdConfig::new().with_weight_decay(wd).init(),
+    };
+    let mut earlier = Vec::new();
     let (mut history, first) = match previous {
         Some(state) => {
             let (mp, op) = checkpoint_files(&opts.out, state.iteration);
             let model = std::fs::read(&mp).map_err(|e| ckpt_err(&mp, e))?;
+            let o = std::fs::read(&op).map_err(|e| ckpt_err(&op, e))?;
+            if let Some((ms, os)) = &state.files_sha256 {
+                for (path, bytes, want) in [(&mp, &model, ms), (&op, &o, os)] {
+                    if &sha256(bytes) != want {
+                        return Err(ckpt_err(path, "is not the file this checkpoint wrote (its SHA-256 differs from checkpoint.json's): it belongs to another run or is damaged"));
+                    }
+                }
+            }
             let record = burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(model)).map_err(|e| ckpt_err(&mp, e))?;
             net = net.try_load_record(record).map_err(|e| ckpt_err(&mp, e))?;
-            let o = std::fs::read(&op).map_err(|e| ckpt_err(&op, e))?;
+            check_optimiser_ids(&o, &net, &op)?;
             optim = optim.from_bytes(Bytes::from_bytes_vec(o)).map_err(|e| ckpt_err(&op, e))?;
+            earlier = state.earlier_recipes.clone();
+            if !changes.is_empty() {
+                earlier.push(RecipeChange { from_iteration: state.iteration + 1, recipe: state.recipe.clone(), changed: changes });
+            }
             (state.history, state.iteration + 1)
         }
         None => (Vec::new(), 0),
@@ -294,7 +436,7 @@ fn run<M: Trainable>(
         last = Some(it);
         let stopping = observer.should_stop();
         if (it + 1) % recipe.checkpoint_every == 0 || it + 1 == end || stopping {
-            save_checkpoint(&net, &optim, recipe, it, &history, &opts.out)?;
+            save_checkpoint(&net, &optim, recipe, it, &history, &earlier, &opts.out)?;
             observer.checkpoint(it, &opts.out);
         }
         if stopping {
@@ -322,22 +464,56 @@ fn export<M: Module>(net: &M, recipe: &Recipe, iteration: usize, path: &Path) ->
     Ok(path.to_path_buf())
 }
 
-fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], out: &Path) -> Result<(), TrainError> {
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Refuses an optimiser state that is not this network's: burn keys Adam's moments by
+/// parameter id, ids the model record restores, so a state file of another run or another
+/// network holds ids the network does not have (burn would silently start from zero moments).
+fn check_optimiser_ids<M: Module>(bytes: &[u8], net: &M, path: &Path) -> Result<(), TrainError> {
+    let ids = optimiser_param_ids(bytes).map_err(|e| ckpt_err(path, e))?;
+    let params: std::collections::BTreeSet<u64> = burn::module::list_param_ids(net).into_iter().map(|p| p.val()).collect();
+    let foreign = ids.iter().filter(|id| !params.contains(id)).count();
+    if ids.is_empty() || foreign > 0 {
+        return Err(ckpt_err(path, format!("is not this network's optimiser state ({foreign} of its {} parameter states belong to no parameter of the network): it comes from another run or network", ids.len())));
+    }
+    Ok(())
+}
+
+/// The parameter ids an optimiser state file (burn's burnpack optimiser record) holds state for.
+pub fn optimiser_param_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| format!("not an optimiser state: {e}"))?;
+    let mut ids: Vec<u64> = reader.scalars().keys().filter_map(|k| k.strip_suffix(".__rank")).filter_map(|id| id.parse().ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], earlier: &[RecipeChange], out: &Path) -> Result<(), TrainError> {
     let (mp, op) = checkpoint_files(out, iteration);
     let model = net.clone().into_record().into_bytes().map_err(|e| ckpt_err(&mp, e))?;
     write_atomic(&mp, &model)?;
+    // A kill here leaves a model file that checkpoint.json does not name yet (crash tests).
+    memvos_data::failpoint::pause(&format!("checkpoint:{}", iteration + 1));
     let o = optim.into_bytes().map_err(|e| ckpt_err(&op, e))?;
     write_atomic(&op, &o)?;
-    let state = CheckpointState { method: recipe.method, stage: recipe.stage, iteration, recipe: recipe.clone(), history: history.to_vec() };
+    let state = CheckpointState {
+        method: recipe.method,
+        stage: recipe.stage,
+        iteration,
+        recipe: recipe.clone(),
+        history: history.to_vec(),
+        files_sha256: Some((sha256(&model), sha256(&o))),
+        earlier_recipes: earlier.to_vec(),
+    };
     let json = serde_json::to_vec_pretty(&state).map_err(|e| ckpt_err(out, e))?;
     // The metadata goes last: until it is renamed into place, the previous checkpoint stands.
-    let previous = read_checkpoint(out).ok().flatten().map(|s| s.iteration);
     write_atomic(&out.join("checkpoint.json"), &json)?;
-    if let Some(p) = previous.filter(|&p| p != iteration) {
-        let (a, b) = checkpoint_files(out, p);
-        let _ = std::fs::remove_file(a);
-        let _ = std::fs::remove_file(b);
-    }
+    // Then only the newest `keep_checkpoints` stay (this one among them).
+    prune_checkpoints(out, iteration, recipe.keep_checkpoints);
     crate::plot::write_loss_curve(&out.join("loss.png"), history).map_err(|e| ckpt_err(&out.join("loss.png"), e))?;
     // The weights so far, for evaluating a run while it trains.
     export(net, recipe, iteration, &out.join("weights.safetensors"))?;

@@ -43,7 +43,7 @@ fn tiny(overrides: &[&str]) -> Recipe {
 }
 
 fn opts(out: &Path) -> TrainOptions {
-    TrainOptions { data: out.to_path_buf(), out: out.to_path_buf(), resume: false, init: None, devices: vec![], stop_after: None }
+    TrainOptions { data: out.to_path_buf(), out: out.to_path_buf(), resume: false, resume_with_changes: false, init: None, devices: vec![], stop_after: None }
 }
 
 fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
@@ -152,33 +152,161 @@ fn stage_zero_weights_start_stage_one_with_a_fifth_channel() {
             assert!((a - b).abs() < 1e-6, "the four stage-0 channels are kept");
         }
     }
-    // The fifth channel: orthonormal columns over the 8 output rows of a 49-long slice.
-    let fifth: Vec<f32> = (0..8).flat_map(|o| conv1[o * 5 * plane + 4 * plane..(o + 1) * 5 * plane].to_vec()).collect();
-    let norm: f32 = fifth[..plane].iter().map(|x| x * x).sum();
-    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    // The fifth channel: the 8 output channels' 49-long slices are orthonormal (their Gram
+    // matrix is the identity), as torch.nn.init.orthogonal_ gives for 8 × 49.
+    let fifth = |o: usize| &conv1[o * 5 * plane + 4 * plane..(o + 1) * 5 * plane];
+    for i in 0..8 {
+        for j in 0..8 {
+            let d: f64 = fifth(i).iter().zip(fifth(j)).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!((d - want).abs() < 1e-4, "fifth channel, output rows {i}·{j} = {d}, want {want}");
+        }
+    }
+}
+
+/// The gradients themselves, one device against two: one plain SGD step (`w₁ = w₀ − lr·g`, no
+/// weight decay) recovers `g = (w₀ − w₁)/lr` per parameter. (Adam's first step is about
+/// `lr·sign(g)` and Adam is scale-invariant, so its weights could not show a gradient off by a
+/// constant factor.)
+#[test]
+fn two_devices_give_the_gradients_of_one() {
+    let d = burn::tensor::Device::flex();
+    let floats = |b: &[u8]| b.chunks_exact(4).map(|x| f32::from_le_bytes(x.try_into().unwrap()) as f64).collect::<Vec<f64>>();
+    let run = |devices: Vec<burn::tensor::Device>, lr: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let r = tiny(&["iterations=1", "checkpoint_every=1", "bootstrap.start=100", "bootstrap.end=100", "optimizer=sgd", "weight_decay=0.0", &format!("lr={lr}")]);
+        let w = train(&r, &TrainOptions { devices, ..opts(dir.path()) }, &mut memvos_train::trainer::Silent).unwrap().weights.unwrap();
+        tensors(&w)
+    };
+    let start = run(vec![d.clone()], "1e-30"); // the initial weights (the step is below float32's resolution)
+    let one = run(vec![d.clone()], "1.0");
+    assert!(one == run(vec![d.clone()], "1.0"), "two one-device runs differ");
+    let two = run(vec![d.clone(), d], "1.0");
+    let (mut compared, mut moving) = (0, 0);
+    for (((n, w0), (_, a)), (_, b)) in start.iter().zip(&one).zip(&two) {
+        let (w0, a, b) = (floats(w0), floats(a), floats(b));
+        let g1: Vec<f64> = w0.iter().zip(&a).map(|(x, y)| x - y).collect();
+        let g2: Vec<f64> = w0.iter().zip(&b).map(|(x, y)| x - y).collect();
+        let scale = g1.iter().fold(0f64, |m, g| m.max(g.abs()));
+        if scale == 0.0 {
+            continue; // parameters the loss does not reach (running statistics, unused heads)
+        }
+        moving += 1;
+        // float32 weights of magnitude |w₀| carry the step with error ≈ 2⁻²⁴·|w₀|.
+        for (i, (x, y)) in g1.iter().zip(&g2).enumerate() {
+            let tol = 1e-3 * scale + 4.0 * f32::EPSILON as f64 * (1.0 + w0[i].abs());
+            assert!((x - y).abs() <= tol, "{n}[{i}]: gradient {x:e} on one device, {y:e} on two");
+        }
+        compared += g1.len();
+    }
+    eprintln!("{moving} parameters with a gradient, {compared} gradient values agree");
+    assert!(moving > 10, "the step moved only {moving} parameters");
 }
 
 #[test]
-fn two_devices_give_the_update_of_one() {
-    let d = burn::tensor::Device::flex();
-    let run = |devices: Vec<burn::tensor::Device>| {
-        let dir = tempfile::tempdir().unwrap();
-        let r = tiny(&["iterations=1", "checkpoint_every=1", "bootstrap.start=100", "bootstrap.end=100"]);
-        let w = train(&r, &TrainOptions { devices, ..opts(dir.path()) }, &mut memvos_train::trainer::Silent).unwrap().weights.unwrap();
-        let st = tensors(&w);
-        (dir, st)
-    };
-    let (_a, one) = run(vec![d.clone()]);
-    let (_c, again) = run(vec![d.clone()]);
-    assert!(one == again, "two one-device runs differ");
-    let (_b, two) = run(vec![d.clone(), d]);
-    let mut worst = 0f32;
-    for ((n, a), (_, b)) in one.iter().zip(&two) {
-        for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-            let (x, y) = (f32::from_le_bytes(x.try_into().unwrap()), f32::from_le_bytes(y.try_into().unwrap()));
-            worst = worst.max((x - y).abs());
-            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{n}: {x} vs {y}");
-        }
+fn resume_takes_only_the_recipe_it_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = &mut memvos_train::trainer::Silent;
+    let r = tiny(&["iterations=4", "checkpoint_every=2"]);
+    train(&r, &TrainOptions { stop_after: Some(1), ..opts(dir.path()) }, silent).unwrap();
+    // A changed learning rate, seed, batch size or source is refused, listing the fields.
+    let changed = tiny(&["iterations=4", "checkpoint_every=2", "lr=2e-3", "seed=8", "sources.0.videos=4"]);
+    let err = train(&changed, &TrainOptions { resume: true, ..opts(dir.path()) }, silent).unwrap_err().to_string();
+    for f in ["lr: 0.001 → 0.002", "seed: 7 → 8", "sources.0.videos: 3 → 4", "--resume-with-changes"] {
+        assert!(err.contains(f), "{f:?} not in {err}");
     }
-    eprintln!("largest weight difference, one device vs two: {worst:e}");
+    let state = read_checkpoint(dir.path()).unwrap().unwrap();
+    assert_eq!(state.recipe, r, "the refused resume left the checkpoint's recipe as it was");
+    // Iterations below the checkpoint: a message that can be acted on.
+    let short = tiny(&["iterations=1", "checkpoint_every=2"]);
+    let err = train(&short, &TrainOptions { resume: true, ..opts(dir.path()) }, silent).unwrap_err().to_string();
+    assert!(err.contains("after iteration 2") && err.contains("--set iterations=N for some N above 2"), "{err}");
+    // Extending the run and changing the workers are allowed without the flag.
+    let longer = tiny(&["iterations=6", "checkpoint_every=2", "workers=1"]);
+    train(&longer, &TrainOptions { resume: true, stop_after: Some(3), ..opts(dir.path()) }, silent).unwrap();
+    // With --resume-with-changes both recipes are recorded.
+    let lr = tiny(&["iterations=6", "checkpoint_every=2", "workers=1", "lr=5e-4"]);
+    train(&lr, &TrainOptions { resume: true, resume_with_changes: true, ..opts(dir.path()) }, silent).unwrap();
+    let state = read_checkpoint(dir.path()).unwrap().unwrap();
+    assert_eq!(state.recipe.lr, 5e-4);
+    assert_eq!(state.earlier_recipes.len(), 1);
+    assert_eq!((state.earlier_recipes[0].from_iteration, state.earlier_recipes[0].recipe.lr), (4, 1e-3));
+    assert_eq!(state.earlier_recipes[0].changed, ["lr: 0.001 → 0.0005"]);
+}
+
+#[test]
+fn a_checkpoint_that_is_not_this_runs_is_refused() {
+    let silent = &mut memvos_train::trainer::Silent;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let r = tiny(&["iterations=4", "checkpoint_every=2"]);
+    train(&r, &TrainOptions { stop_after: Some(1), ..opts(a.path()) }, silent).unwrap();
+    train(&tiny(&["iterations=4", "checkpoint_every=2", "seed=99"]), &TrainOptions { stop_after: Some(1), ..opts(b.path()) }, silent).unwrap();
+    let optim = "optim-0000001.bpk";
+    let original = std::fs::read(a.path().join(optim)).unwrap();
+    // Another run's optimiser state in its place: found by the checkpoint's SHA-256 ...
+    std::fs::copy(b.path().join(optim), a.path().join(optim)).unwrap();
+    let err = train(&r, &TrainOptions { resume: true, ..opts(a.path()) }, silent).unwrap_err().to_string();
+    assert!(err.contains(optim) && err.contains("another run"), "{err}");
+    // ... and, with no hash recorded (an older checkpoint), by its parameter ids.
+    let json = a.path().join("checkpoint.json");
+    let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    state["files_sha256"] = serde_json::Value::Null;
+    std::fs::write(&json, serde_json::to_string(&state).unwrap()).unwrap();
+    let err = train(&r, &TrainOptions { resume: true, ..opts(a.path()) }, silent).unwrap_err().to_string();
+    assert!(err.contains("not this network's optimiser state"), "{err}");
+    std::fs::write(a.path().join(optim), &original).unwrap();
+    // An absurd iteration (u64::MAX would wrap to 0) or a history past it: damaged.
+    let good = std::fs::read_to_string(&json).unwrap();
+    let mut bad: serde_json::Value = serde_json::from_str(&good).unwrap();
+    bad["iteration"] = serde_json::json!(u64::MAX);
+    std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
+    let err = train(&r, &TrainOptions { resume: true, ..opts(a.path()) }, silent).unwrap_err().to_string();
+    assert!(err.contains("damaged"), "{err}");
+    let mut bad: serde_json::Value = serde_json::from_str(&good).unwrap();
+    bad["history"][0]["iteration"] = serde_json::json!(u64::MAX / 2);
+    std::fs::write(&json, serde_json::to_string(&bad).unwrap()).unwrap();
+    let err = train(&r, &TrainOptions { resume: true, ..opts(a.path()) }, silent).unwrap_err().to_string();
+    assert!(err.contains("history") && err.contains("damaged"), "{err}");
+    // The loss curve of an absurd history is drawn (clipped) without hanging.
+    let t = std::time::Instant::now();
+    let hist: Vec<memvos_train::IterationStats> = [0usize, usize::MAX / 3, 5, usize::MAX]
+        .iter()
+        .map(|&i| memvos_train::IterationStats { iteration: i, loss: 1.0, iou: 0.5, lr: 1e-3, seconds: 1.0 })
+        .collect();
+    memvos_train::plot::write_loss_curve(&a.path().join("absurd.png"), &hist).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // The intact checkpoint still resumes.
+    std::fs::write(&json, good).unwrap();
+    train(&r, &TrainOptions { resume: true, ..opts(a.path()) }, silent).unwrap();
+}
+
+#[test]
+fn training_data_is_checked_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = &mut memvos_train::trainer::Silent;
+    // A DAVIS video with frames but no annotation: named.
+    let root = dir.path().join("davis");
+    std::fs::create_dir_all(root.join("ImageSets/2017")).unwrap();
+    std::fs::write(root.join("ImageSets/2017/train.txt"), "bare\n").unwrap();
+    memvos_data::io::write_frame(&root.join("JPEGImages/480p/bare/00000.jpg"), &memvos_data::Frame::filled(48, 64, [1, 2, 3]), 90).unwrap();
+    std::fs::create_dir_all(root.join("Annotations/480p/bare")).unwrap();
+    let text = TINY.split("[[sources]]").next().unwrap().to_string() + "[[sources]]\nkind = \"davis\"\nroot = \"davis\"\nmax_skip = { values = [], after = [] }\n";
+    let r = recipe::parse(&text, false, "davis", &[]).unwrap();
+    let err = train(&r, &TrainOptions { data: dir.path().to_path_buf(), ..opts(&dir.path().join("out")) }, silent).unwrap_err().to_string();
+    assert!(err.contains("video bare has no annotated frame"), "{err}");
+    // An output folder inside a data root.
+    let err = train(&r, &TrainOptions { data: dir.path().to_path_buf(), ..opts(&root.join("runs")) }, silent).unwrap_err().to_string();
+    assert!(err.contains("lies inside sources.0.root"), "{err}");
+    // Bounds and budgets, each field in range but not their product.
+    let e = recipe::parse(TINY, false, "t", &["workers=1000".into()]).unwrap_err().to_string();
+    assert!(e.contains("workers = 1000"), "{e}");
+    let e = recipe::parse(TINY, false, "t", &["batch_size=4096".into(), "crop=1024".into()]).unwrap_err().to_string();
+    assert!(e.contains("batch_size × crop²"), "{e}");
+    let e = recipe::parse(TINY, false, "t", &["workers=64".into(), "batch_size=16".into(), "crop=512".into()]).unwrap_err().to_string();
+    assert!(e.contains("MiB budget"), "{e}");
+    let e = recipe::parse(TINY, false, "t", &["sources.0.frames=100000".into(), "sources.0.height=4096".into(), "sources.0.width=4096".into()]);
+    assert!(e.is_ok(), "the recipe itself is checked when opened");
+    let r = e.unwrap();
+    let err = train(&r, &opts(&dir.path().join("synth")), silent).unwrap_err().to_string();
+    assert!(err.contains("budget"), "{err}");
 }
