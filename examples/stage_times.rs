@@ -66,6 +66,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.objects == 0 || args.objects > 32 || args.memory == 0 || args.memory > 64 || args.stream > 1000 {
         return Err("--objects must be in 1..=32, --memory in 1..=64, --stream at most 1000".into());
     }
+    if args.repeats == 0 || args.repeats > 1000 {
+        return Err(format!("--repeats {}: each stage is timed 1..=1000 times (0 would print a table of zeros)", args.repeats).into());
+    }
     let (fh, fw) = args.size;
     if fh < 16 || fw < 16 || fh > 4096 || fw > 4096 {
         return Err(format!("--size {fh}x{fw}: each side must be in 16..=4096").into());

@@ -3,8 +3,8 @@
 //! a debug dump; checks come before heavy work; a killed run resumes to the same outputs.
 //!
 //! The binaries are the ones `cargo test --workspace` builds beside this test
-//! (`target/<profile>/examples/`). Where they were not built (a test run filtered to this file),
-//! the tests say so and pass — except in CI (`CI` set), where that is a failure.
+//! (`target/<profile>/examples/`). A test whose binary was not built fails, saying how to build
+//! it (`cargo test` cannot build it from inside: it holds the build directory's lock).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,15 +14,11 @@ use memvos::data::synth::{SynthConfig, write_dataset};
 use memvos::data::{LabelMap, Palette, io, write_mask};
 
 fn example(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").join("examples");
     let p = dir.join(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI is set but the example {} was not built", p.display());
-    eprintln!("SKIPPED: {} was not built (cargo test --workspace builds the examples)", p.display());
-    None
+    assert!(p.is_file(), "the example {} was not built: run `cargo test --workspace` (or `cargo build --examples`) first", p.display());
+    Some(p)
 }
 
 fn run(name: &str, args: &[&str]) -> Option<Output> {
@@ -137,6 +133,13 @@ fn youtube_vos_paths_refuse_what_would_be_wrong() {
     std::fs::write(root.join("valid/meta.json"), meta).unwrap();
     std::fs::write(root.join("train/meta.json"), meta.replace("[\"00005\", \"00010\"]", "[\"00000\", \"00005\", \"00010\"]")).unwrap();
     let sub = dir.path().join("sub");
+    // A zip (or a list) written over the dataset's meta.json or into the results is refused,
+    // and the file is left as it was.
+    let meta_before = std::fs::read(root.join("valid/meta.json")).unwrap();
+    fails_with("youtube_vos", &["--root", s(&root), "--split", "valid", "--results", s(&sub), "--zip", s(&root.join("valid/meta.json"))], &["--zip", "lies inside --root"]);
+    fails_with("youtube_vos", &["--root", s(&root), "--split", "valid", "--results", s(&sub), "--zip", s(&sub.join("Annotations/v/00000.png"))], &["--zip", "lies inside --results"]);
+    fails_with("youtube_vos", &["--root", s(&root), "--split", "train", "--holdout", "1", "--list", s(&root.join("train/meta.json"))], &["--list", "lies inside --root"]);
+    assert_eq!(std::fs::read(root.join("valid/meta.json")).unwrap(), meta_before);
     // Scoring a split without full annotations.
     fails_with("youtube_vos", &["--root", s(&root), "--split", "valid", "--results", s(&sub), "--score", "1"], &["split valid", "full annotations"]);
     // More held-out videos than there are.
@@ -174,39 +177,53 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs `bin` with `args` until it reaches the pause point `label` (see
+/// `memvos::data::failpoint`), then SIGKILLs it there. Fails if the child ends before.
+fn kill_at(bin: &Path, args: &[String], label: &str, marker_dir: &Path) {
+    let marker = marker_dir.join(format!("paused-{}", label.replace(['/', ':'], "_")));
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("MEMVOS_PAUSE_AT", label)
+        .env("MEMVOS_PAUSE_MARKER", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.is_file() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{} ended ({status}) before reaching {label}: nothing was killed", bin.display());
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "{label} was never reached");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the child ended at {label} before the kill");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_killed_eval_davis_run_resumes_to_the_same_outputs() {
     let Some(bin) = example("eval_davis") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let root = synth_root(dir.path(), 8, 10, 3);
+    let root = synth_root(dir.path(), 4, 10, 3);
     let args = |out: &Path| vec!["--davis".to_string(), s(&root).into(), "--out".into(), s(out).into(), "--device".into(), "cpu".into()];
     // The uninterrupted run.
     let whole = dir.path().join("whole");
     let o = Command::new(&bin).args(args(&whole)).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The same run, killed (SIGKILL) once its first video is written.
+    // The same run, SIGKILLed between two masks of its second video: the first video is
+    // complete, the second half written.
     let cut = dir.path().join("cut");
-    let mut child = Command::new(&bin).args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let first = cut.join("synth-0000");
-    let start = Instant::now();
-    let done = |d: &Path| std::fs::read_dir(d).map(|r| r.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0);
-    while done(&first) < 10 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the first video never appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let killed_early = child.try_wait().unwrap().is_none();
-    eprintln!("killed while running: {killed_early}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    // Debris of a write interrupted by the kill.
-    std::fs::write(cut.join("synth-0000/.00003.png.tmp-4242"), b"half").unwrap();
+    kill_at(&bin, &args(&cut), "mask:synth-0001/00004", dir.path());
+    assert!(cut.join("synth-0001/00004.png").is_file() && !cut.join("synth-0001/00005.png").exists(), "not killed mid-video");
+    // Debris of a write interrupted by a kill.
+    std::fs::write(cut.join("synth-0001/.00005.png.tmp-4242"), b"half").unwrap();
     let o = Command::new(&bin).args(args(&cut)).arg("--resume").output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("temporary file(s) of an interrupted run"), "{stdout}");
-    if killed_early {
-        assert!(stdout.contains("complete from before"), "the resumed run skipped nothing: {stdout}");
-    }
+    assert!(stdout.contains("wrote 3 videos") && stdout.contains("(1 complete from before)"), "the first video is kept, the half-written one redone: {stdout}");
     assert_eq!(read_outputs(&whole), read_outputs(&cut), "the resumed outputs differ from the uninterrupted run's");
 }
 
@@ -277,20 +294,22 @@ fn a_killed_training_run_resumes_to_the_same_weights() {
     let whole = dir.path().join("whole");
     let o = Command::new(&bin).args(args(&whole)).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The same run, SIGKILLed once its first checkpoint is on disk.
+    // The same run, SIGKILLed in the middle of writing its second checkpoint (after iteration
+    // 4: the model file is written, the optimiser state and checkpoint.json are not) ...
     let cut = dir.path().join("cut");
-    let mut child = Command::new(&bin).args(args(&cut)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    while !cut.join("checkpoint.json").is_file() {
-        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let killed_early = child.try_wait().unwrap().is_none();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    eprintln!("killed while running: {killed_early}");
-    let o = Command::new(&bin).args(args(&cut)).arg("--resume").output().unwrap();
+    kill_at(&bin, &args(&cut), "checkpoint:4", dir.path());
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cut.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(state["iteration"], 1, "checkpoint.json still names the first checkpoint");
+    assert!(cut.join("model-0000003.bpk").is_file() && !cut.join("optim-0000003.bpk").exists(), "not killed mid-checkpoint");
+    // ... resumed from the first, SIGKILLed again mid-write of the fourth (iteration 8) ...
+    let resume = |out: &Path| {
+        let mut a = args(out);
+        a.push("--resume".into());
+        a
+    };
+    kill_at(&bin, &resume(&cut), "checkpoint:8", dir.path());
+    // ... and resumed to the end.
+    let o = Command::new(&bin).args(resume(&cut)).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let tensors = |p: PathBuf| {
         let bytes = std::fs::read(p).unwrap();
@@ -303,6 +322,104 @@ fn a_killed_training_run_resumes_to_the_same_weights() {
     assert_eq!(a.len(), b.len());
     let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
     assert!(differing.is_empty(), "{} tensors differ from the uninterrupted run's, e.g. {:?}", differing.len(), &differing[..differing.len().min(5)]);
+    // Only the newest two checkpoints stay (keep_checkpoints = 2), plus the final weights.
+    let models: Vec<String> = std::fs::read_dir(&cut).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("model-")).collect();
+    let mut models = models;
+    models.sort();
+    assert_eq!(models, ["model-0000009.bpk", "model-0000011.bpk"]);
     // Resuming without a checkpoint is a clear error.
     fails_with("train", &["--recipe", s(&recipe), "--out", s(&dir.path().join("empty")), "--resume", "--no-dashboard"], &["--resume", "no checkpoint"]);
+}
+
+/// Every file below `dir` with its bytes (to prove a refused run touched nothing).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    if dir.is_dir() { read_outputs(dir) } else { Vec::new() }
+}
+
+#[test]
+fn outputs_never_land_on_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 1, 3, 5);
+    let frames = root.join("JPEGImages/480p/synth-0000");
+    let masks = root.join("Annotations/480p/synth-0000");
+    let before = snapshot(&root);
+    let seg = |out: &Path, needles: &[&str]| fails_with("segment", &["--frames", s(&frames), "--masks", s(&masks), "--out", s(out), "--device", "cpu"], needles);
+    // Is, lies inside, contains; through `..` and a symlink.
+    seg(&masks, &["--out", "is --masks", "choose another --out"]);
+    seg(&frames, &["is --frames"]);
+    seg(&masks.join("pred"), &["lies inside --masks"]);
+    seg(&root.join("Annotations"), &["contains --masks"]);
+    seg(&frames.join("../synth-0000/./x"), &["lies inside --frames"]);
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&masks, &link).unwrap();
+        seg(&link, &["is --masks"]);
+    }
+    // The masks folder given as the frames folder.
+    fails_with("segment", &["--frames", s(&frames), "--masks", s(&frames), "--out", s(&dir.path().join("o")), "--device", "cpu"], &["ambiguous", "--masks and --frames are the same folder"]);
+    // eval_davis onto the dataset's own annotations; evaluate with the dataset as results.
+    fails_with("eval_davis", &["--davis", s(&root), "--out", s(&root.join("Annotations/480p")), "--device", "cpu"], &["--out", "lies inside --davis"]);
+    fails_with("evaluate", &["--davis", s(&root), "--results", s(&root.join("Annotations/480p"))], &["--results", "lies inside --davis"]);
+    // A converter writing over its source.
+    let w = dir.path().join("w.safetensors");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/memvos-small-stcn.safetensors"), &w).unwrap();
+    fails_with("weights", &["convert", "--from", s(&w), "--to", s(&w)], &["--to", "is --from"]);
+    // synth into a folder that holds someone's data.
+    fails_with("synth", &["--out", s(&root.join("Annotations")), "--videos", "1"], &["--out", "synth did not write"]);
+    assert_eq!(before, snapshot(&root), "a refused run changed the dataset");
+}
+
+#[test]
+fn resume_continues_only_the_run_that_wrote_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 2, 3, 9);
+    let video = |i: usize| (root.join(format!("JPEGImages/480p/synth-000{i}")), root.join(format!("Annotations/480p/synth-000{i}")));
+    let out = dir.path().join("out");
+    let seg = |i: usize, extra: &[&str]| -> Vec<String> {
+        let (f, m) = video(i);
+        let mut a: Vec<String> = ["--frames", s(&f), "--masks", s(&m), "--out", s(&out), "--device", "cpu"].iter().map(|x| x.to_string()).collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let o = Command::new(example("segment").unwrap()).args(seg(0, &[])).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written = snapshot(&out);
+    // The same run resumes (nothing to do) ...
+    let o = Command::new(example("segment").unwrap()).args(seg(0, &["--resume"])).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nothing to do"), "{}", String::from_utf8_lossy(&o.stdout));
+    // ... another video, other weights or other flags do not.
+    let a = seg(1, &["--resume"]);
+    fails_with("segment", &a.iter().map(String::as_str).collect::<Vec<_>>(), &["--resume", "another run", "--frames was", "synth-0000", "now", "synth-0001"]);
+    let a = seg(0, &["--resume", "--top-k", "5"]);
+    fails_with("segment", &a.iter().map(String::as_str).collect::<Vec<_>>(), &["--top-k was default, now 5"]);
+    let formula = dir.path().join("formula.safetensors");
+    let o = Command::new(example("weights").unwrap()).args(["formula", "--method", "stcn", "--out", s(&formula)]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = seg(0, &["--resume", "--weights", s(&formula)]);
+    fails_with("segment", &a.iter().map(String::as_str).collect::<Vec<_>>(), &["--weights was the shipped default model", "now sha256:"]);
+    assert_eq!(written, snapshot(&out), "a refused resume changed the outputs");
+    // A folder of masks nobody recorded is not "complete" either.
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    write_mask(&foreign.join("00000.png"), &LabelMap::zeros(48, 80), &Palette::davis()).unwrap();
+    let (f, m) = video(0);
+    fails_with("segment", &["--frames", s(&f), "--masks", s(&m), "--out", s(&foreign), "--device", "cpu", "--resume"], &["no memvos-run.json"]);
+}
+
+#[test]
+fn readers_and_counts_say_what_they_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/memvos-small-stcn.safetensors");
+    let o = run("weights", &["inspect", "--file", s(&shipped)]).unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("every tensor read and checked"), "{}", String::from_utf8_lossy(&o.stdout));
+    let half = dir.path().join("half.safetensors");
+    let bytes = std::fs::read(&shipped).unwrap();
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with("weights", &["inspect", "--file", s(&half)], &["half.safetensors", "damaged"]);
+    fails_with("stage_times", &["--repeats", "0", "--device", "cpu"], &["--repeats 0"]);
+    // A recipe with a TOML syntax error: one line with its place.
+    let recipe = dir.path().join("bad.toml");
+    std::fs::write(&recipe, "method = \"stcn\"\nstage = 3\nlr = = 1\n").unwrap();
+    fails_with("train", &["--recipe", s(&recipe), "--out", s(&dir.path().join("o")), "--no-dashboard"], &["bad.toml", "line 3, column"]);
 }

@@ -50,5 +50,37 @@ pub fn burnpack(data: &[u8]) {
     let _ = BurnpackStore::from_bytes(Some(bytes)).keys();
 }
 
+/// Tensor data of every weight format: every tensor read in full and checked against the file's
+/// own record (`weights::verify`: zip CRCs, byte counts, offsets).
+pub fn tensors(data: &[u8]) {
+    use crate::weights::{Format, verify_bytes};
+    let p = Path::new(NAME);
+    for format in [Format::Pytorch, Format::Safetensors, Format::Burnpack] {
+        let _ = verify_bytes(p, format, data.to_vec());
+    }
+}
+
+/// The optimiser-state reader a training resume uses: the burnpack optimiser record, its
+/// parameter ids, and loading it into Adam.
+pub fn optimiser(data: &[u8]) {
+    let bytes = burn::tensor::Bytes::from_bytes_vec(data.to_vec());
+    if let Ok(reader) = burn_pack::Reader::from_bytes(bytes.clone()) {
+        let _ = reader.scalars().len();
+        for n in reader.tensor_names() {
+            let _ = reader.tensor_data(n);
+        }
+    }
+    let _ = burn::optim::AdamConfig::new().init().from_bytes(bytes);
+}
+
 /// Every target by name.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [("mask", mask), ("frame", frame), ("layout", layout), ("pth", pth), ("safetensors", safetensors), ("burnpack", burnpack)];
+pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+    ("mask", mask),
+    ("frame", frame),
+    ("layout", layout),
+    ("pth", pth),
+    ("safetensors", safetensors),
+    ("burnpack", burnpack),
+    ("tensors", tensors),
+    ("optimiser", optimiser),
+];

@@ -183,6 +183,14 @@ struct Pending {
     interaction: bool,
 }
 
+/// One group's quality from its objects' scores, as the memory policy sees it: QDMN's head
+/// (`from_head`) averages all objects' scores, except on an annotated frame, whose non-zero
+/// scores set the reference; the proxy skips empty objects (score 0) on every frame.
+pub fn group_quality(scores: &[f32], from_head: bool, annotated: bool) -> f32 {
+    let kept: Vec<f32> = if from_head && !annotated { scores.to_vec() } else { scores.iter().copied().filter(|&q| q > 0.0).collect() };
+    if kept.is_empty() { 0.0 } else { kept.iter().sum::<f32>() / kept.len() as f32 }
+}
+
 /// Streams a video through a [`MemoryNetwork`].
 ///
 /// Each group of objects that enter together has its own bank and its own copy of the memory
@@ -393,10 +401,7 @@ impl<'n> Propagator<'n> {
         for g in &mut self.groups {
             let q = quality.as_ref().map(|qs| {
                 let scores: Vec<f32> = g.objects.iter().filter_map(|&o| qs.get(o).copied()).collect();
-                // QDMN averages all objects' scores, except on the annotated frame whose
-                // non-zero scores set the reference; the proxy skips empty objects.
-                let kept: Vec<f32> = if from_head && !p.interaction { scores } else { scores.into_iter().filter(|&q| q > 0.0).collect() };
-                if kept.is_empty() { 0.0 } else { kept.iter().sum::<f32>() / kept.len() as f32 }
+                group_quality(&scores, from_head, p.interaction)
             });
             let decision = g.policy.write(&Candidate { frame: p.index, quality: q, annotated: p.interaction }, &g.bank.stored());
             decisions.push((decision, q));

@@ -33,6 +33,8 @@ pub enum WeightError {
     Mismatch { path: PathBuf, method: Method, missing: Vec<String>, unexpected: Vec<String>, shapes: Vec<String> },
     #[error("{path}: the network configuration stored in the file is not valid: {reason}")]
     Config { path: PathBuf, reason: String },
+    #[error("{path} is damaged ({reason}); download or copy it again")]
+    Corrupt { path: PathBuf, reason: String },
 }
 
 /// The first 20 of a list, then "… and N more".
@@ -217,6 +219,109 @@ pub fn read_tensor(path: &Path, name: &str) -> Result<Option<(Vec<usize>, Vec<f3
     }
 }
 
+/// What [`verify`] read of a weights file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Tensors in the file, each read in full.
+    pub tensors: usize,
+    /// Bytes of tensor data read.
+    pub data_bytes: u64,
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> WeightError {
+    WeightError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+/// Reads every tensor of a weights file in full, checking it against the file's own record of
+/// it: a `.pth`'s zip entries against their CRC-32 (a flipped byte anywhere in the pickle or the
+/// data is found) and each tensor's bytes against its dtype and shape; a `.safetensors`'s
+/// offsets against its header and the file's length; a `.bpk`'s tensors against its index.
+/// A file that disagrees with itself is [`WeightError::Corrupt`], named in one line.
+pub fn verify(path: &Path) -> Result<FileSummary, WeightError> {
+    if !path.is_file() {
+        return Err(read_err(path, if path.exists() { "not a file" } else { "no such file" }));
+    }
+    let format = Format::of(path)?;
+    let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
+    if format == Format::Pytorch {
+        return verify_pytorch(path, path, &bytes);
+    }
+    verify_bytes(path, format, bytes)
+}
+
+/// [`verify`] on a file's bytes held in memory (`path` only names it in errors). A PyTorch
+/// checkpoint is read through a temporary file (its reader needs one).
+pub fn verify_bytes(path: &Path, format: Format, bytes: Vec<u8>) -> Result<FileSummary, WeightError> {
+    let mut data_bytes = 0u64;
+    let tensors = match format {
+        Format::Pytorch => {
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = std::env::temp_dir().join(format!(".memvos-verify-{}-{n}.pth", std::process::id()));
+            std::fs::write(&tmp, &bytes).map_err(|e| read_err(&tmp, e))?;
+            let result = verify_pytorch(&tmp, path, &bytes);
+            let _ = std::fs::remove_file(&tmp);
+            return result;
+        }
+
+        Format::Safetensors => {
+            let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(path, e))?;
+            for (_, v) in st.tensors() {
+                data_bytes += v.data().len() as u64;
+            }
+            st.len()
+        }
+        Format::Burnpack => {
+            let reader = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| corrupt(path, e))?;
+            let names: Vec<String> = reader.tensor_names().into_iter().map(String::from).collect();
+            for n in &names {
+                data_bytes += reader.tensor_data(n).map_err(|e| corrupt(path, format!("tensor {n}: {e}")))?.len() as u64;
+            }
+            names.len()
+        }
+    };
+    Ok(FileSummary { tensors, data_bytes })
+}
+
+/// A PyTorch checkpoint at `file` (named `path` in errors) whose bytes are `bytes`: the zip
+/// entries against their CRC-32, then every tensor read and its length checked.
+fn verify_pytorch(file: &Path, path: &Path, bytes: &[u8]) -> Result<FileSummary, WeightError> {
+    if bytes.starts_with(b"PK") {
+        verify_zip(path, bytes)?;
+    }
+    let reader = pytorch_reader::PytorchReader::new(file).map_err(|e| corrupt(path, e))?;
+    let mut data_bytes = 0u64;
+    let keys = reader.keys();
+    for k in &keys {
+        let t = reader.get(k).ok_or_else(|| corrupt(path, format!("tensor {k} is listed but cannot be found")))?;
+        let claimed = t.shape().iter().try_fold(t.dtype().size(), |a, &d| a.checked_mul(d));
+        if claimed.is_none_or(|c| c as u64 > bytes.len() as u64) {
+            return Err(corrupt(path, format!("tensor {k} of shape {:?} claims more bytes than the file holds", t.shape())));
+        }
+        let data = t.read().map_err(|e| corrupt(path, e))?;
+        if data.len() != t.byte_len() {
+            return Err(corrupt(path, format!("tensor {k} has {} bytes, its shape {:?} needs {}", data.len(), t.shape(), t.byte_len())));
+        }
+        data_bytes += data.len() as u64;
+    }
+    Ok(FileSummary { tensors: keys.len(), data_bytes })
+}
+
+/// Reads every entry of a zip container in full: the zip reader checks each against its CRC-32.
+fn verify_zip(path: &Path, bytes: &[u8]) -> Result<(), WeightError> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| corrupt(path, format!("zip container: {e}")))?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| corrupt(path, format!("zip entry {i}: {e}")))?;
+        let name = entry.name().map(|n| n.to_string()).unwrap_or_else(|_| format!("#{i}"));
+        let mut sink = Vec::new();
+        // The entry's size is the container's claim; reading stops at it, so a hostile size
+        // cannot allocate more than the file holds.
+        (&mut entry).take(bytes.len() as u64 + 1).read_to_end(&mut sink).map_err(|e| corrupt(path, format!("zip entry {name}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The PyTorch `state_dict` names a module expects (without `num_batches_tracked`).
 pub fn expected_names<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &[(&str, &str)]) -> Vec<String> {
     formula::state_dict_entries(module, inverse_renames).into_iter().map(|(n, _)| n).collect()
@@ -251,9 +356,12 @@ fn check(result: ApplyResult, path: &Path, method: Method) -> Result<usize, Weig
 /// Loads weights into `module` from a `.pth`, `.safetensors` (PyTorch names) or `.bpk` file.
 /// `renames` maps PyTorch names to module paths and `inverse` back; `method` names the network
 /// in errors. A file recognisably of another method is refused with both methods named and the
-/// keys that differ. Returns the number of tensors applied.
+/// keys that differ. Every tensor is first read in full and checked ([`verify`]), so a damaged
+/// file is named as such, never reported as a shape mismatch. Returns the number of tensors
+/// applied.
 pub fn load<M: Module + ModuleSnapshot>(module: &mut M, path: &Path, method: Method, renames: &[(&str, &str)], inverse: &[(&str, &str)]) -> Result<usize, WeightError> {
     let keys = read_keys(path)?;
+    verify(path)?;
     let format = Format::of(path)?;
     if let Some(found) = Method::detect(&keys).filter(|&f| f != method) {
         let expected: Vec<String> = match format {

@@ -161,3 +161,53 @@ fn objects_entering_mid_video_get_their_own_memory() {
     let sums: Vec<f32> = (0..32).flat_map(|y| (0..48).map(move |x| (y, x))).map(|(y, x)| (0..3).map(|c| out.probs[[c, y, x]]).sum()).collect();
     assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-4));
 }
+
+/// Flips one byte at `at` (a fraction of the file's length).
+fn flip(path: &Path, at: f64) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = ((b.len() as f64) * at) as usize;
+    b[i] ^= 0x5a;
+    std::fs::write(path, b).unwrap();
+}
+
+fn one_line_naming_damage(err: &WeightError, path: &Path) {
+    let msg = err.to_string();
+    assert!(matches!(err, WeightError::Corrupt { .. }), "{msg}");
+    assert!(msg.contains("damaged") && msg.contains(&path.display().to_string()), "{msg}");
+    assert!(!msg.contains('\n') && !msg.contains("ValidationError") && !msg.contains(" {"), "not one human line: {msg}");
+}
+
+#[test]
+fn a_flipped_byte_in_a_pth_is_named_as_damage() {
+    let d = Device::flex();
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<(String, Vec<usize>)> = manifest_entries().into_iter().filter(|(n, _)| !n.ends_with("num_batches_tracked")).collect();
+    let good = write(&entries, dir.path(), "stcn.pth");
+    assert!(memvos_model::weights::verify(&good).is_ok());
+    // In the tensor data (the zip entry's CRC-32 no longer matches) and near the end, where
+    // the pickle and the zip directory are.
+    for at in [0.5, 0.999] {
+        let p = dir.path().join(format!("flipped-{at}.pth"));
+        std::fs::copy(&good, &p).unwrap();
+        flip(&p, at);
+        let err = load_stcn(&p, &d).unwrap_err();
+        let msg = err.to_string();
+        assert!(!msg.contains("ValidationError") && !msg.contains('\n'), "{msg}");
+        if at == 0.5 {
+            one_line_naming_damage(&err, &p);
+        }
+    }
+}
+
+#[test]
+fn a_truncated_safetensors_is_not_reported_as_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/memvos-small-stcn.safetensors");
+    let full = memvos_model::weights::verify(&shipped).unwrap();
+    assert!(full.tensors > 100 && full.data_bytes > 1_000_000, "{full:?}");
+    let half = dir.path().join("half.safetensors");
+    let bytes = std::fs::read(&shipped).unwrap();
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    // The header alone would still list every tensor; verify reads them.
+    one_line_naming_damage(&memvos_model::weights::verify(&half).unwrap_err(), &half);
+}

@@ -16,11 +16,13 @@
 //!   tensors, whose recorded noise carries the reference's noisy frame-1 probabilities, are
 //!   held to the noise of the same computation one frame earlier (frame-2 logits within 7e-3,
 //!   measured 8e-4);
-//! - end to end through the inference core from the label map: probabilities with an outlier
-//!   allowance (elements off by more than 1e-3 at most ten times as many as between the
-//!   reference's own two runs: 18 in frame 1, 2,498 in frame 2) and label maps identical except at
-//!   near ties (4,126 / 4,643 pixels where both objects' probabilities saturate) and at most
-//!   ten times the 8 pixels that flip between the reference's own two runs.
+//! - probabilities (stepwise and end to end through the inference core from the label map) are
+//!   held to what the reference's own two runs differ by: every element within the largest
+//!   difference it recorded (0.05 in frame 1, 0.167 in frame 2; stepwise frame 2, with the
+//!   reference's frame-1 inputs, within frame 1's), and no more elements off by more than 1e-3
+//!   than its own count plus a tenth (18 in frame 1, 2,498 in frame 2; measured 18 and 2,664);
+//!   label maps identical except at near ties and at most the 8 pixels that flip between the
+//!   reference's own two runs (measured 6).
 //!
 //! Also: two runs with the same seed give identical masks (the published sampling is unseeded).
 
@@ -89,7 +91,7 @@ fn imsfr_matches_the_reference_on_every_golden_tensor() {
     assert_close(&g, "f1.fusion_gate_logits", r1.gate_logits, None);
     let logits1 = net.decode(&q1, r1.fused);
     assert_close(&g, "f1.decoder_logits", logits1.clone(), None);
-    assert_close(&g, "f1.prob", aggregate(sigmoid(logits1)), None);
+    assert_probabilities(&g, "f1.prob", aggregate(sigmoid(logits1)), "f1.prob");
 
     // Frame 1's memory, encoded (with frame 2 as its next frame) from the reference's own
     // frame-1 probabilities, so the comparison below sees the reference's inputs. The noise the
@@ -113,16 +115,38 @@ fn imsfr_matches_the_reference_on_every_golden_tensor() {
     assert_close(&g, "f2.fusion_gate_logits", r2.gate_logits, like("f2.fusion_gate_logits", "f1.fusion_gate_logits"));
     let logits2 = net.decode(&q2, r2.fused);
     assert_close(&g, "f2.decoder_logits", logits2.clone(), like("f2.decoder_logits", "f1.decoder_logits"));
-    assert_close(&g, "f2.prob", aggregate(sigmoid(logits2)), like("f2.prob", "f1.prob"));
+    assert_probabilities(&g, "f2.prob", aggregate(sigmoid(logits2)), "f1.prob");
     // The adjacent read is the aux value of the newest entry.
     let adj = bank.read_with(q2.k16.clone(), ReadSpec { positions: Some(&[1]), temporary: false, selection: Selection::Full, slot: ValueSlot::Aux }).unwrap();
     assert_close(&g, "f2.readout.prev", adj, like("f2.readout.prev", "f1.readout.prev"));
 }
 
-/// The reference's own count of elements that moved by more than 1e-3 between its runs.
-fn reference_outliers(name: &str) -> usize {
+/// The reference's own noise on `name` between its two runs: (largest difference, count of
+/// elements that moved by more than 1e-3).
+fn reference_noise(name: &str) -> (f64, usize) {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(fixture("imsfr-parity").join("manifest.json")).unwrap()).unwrap();
-    m["reference_noise_vs_2_threads"][name]["count_gt_1e-3"].as_u64().unwrap() as usize
+    let n = &m["reference_noise_vs_2_threads"][name];
+    (n["max_abs"].as_f64().unwrap(), n["count_gt_1e-3"].as_u64().unwrap() as usize)
+}
+
+/// Outliers allowed: the reference's own count, plus a tenth (the reference's saturated
+/// sigmoids meet the aggregation's clamp, so float32 paths that differ in the last bit move the
+/// same kind of isolated pixels; measured: 18 of its 18 in frame 1, 2,664 of its 2,498 in
+/// frame 2).
+fn allowance(reference_count: usize) -> usize {
+    reference_count + reference_count.div_ceil(10)
+}
+
+/// Probabilities held to what the reference's own two runs differ by on `like` (the same
+/// computation, with the same inputs): every element within its largest difference, and no
+/// more elements off by more than 1e-3 than [`allowance`] of its count.
+fn assert_probabilities(g: &common::Golden, name: &str, ours: burn::tensor::Tensor<4>, like: &str) {
+    let (max_abs, count) = reference_noise(like);
+    let got = values(ours);
+    let (_, want) = g.f32(name);
+    assert_eq!(count_outside(name, &got, &want, common::Tol { atol: max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond the reference's own noise {max_abs}");
+    let outliers = count_outside(&format!("{name}, > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
+    assert!(outliers <= allowance(count), "{name}: {outliers} elements off by more than 1e-3 (the reference's own runs: {count})");
 }
 
 #[test]
@@ -131,21 +155,22 @@ fn the_inference_core_reproduces_the_reference_label_maps() {
     assert_eq!((cfg.top_k, cfg.policy.every), (Some(4), 6));
     cfg.policy.every = 1; // the fixture's mem_every
     cfg.policy.seed = 7;
-    let ties = [0, 4126, 4643];
-    let (g, outs) = run_core("imsfr-parity", Method::Imsfr, cfg.clone(), ties);
+    let (g, outs) = run_core("imsfr-parity", Method::Imsfr, cfg.clone());
     let mut flipped = 0;
     for (t, out) in outs.iter().enumerate() {
         let name = format!("f{t}.prob");
         let (_, want) = g.f32(&name);
         let got: Vec<f32> = out.probs.iter().copied().collect();
-        let allowed = 10 * if t == 0 { 0 } else { reference_outliers(&name) };
+        let (max_abs, count) = reference_noise(&name);
+        assert_eq!(count_outside(&format!("{name} (core)"), &got, &want, common::Tol { atol: max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond the reference's own noise {max_abs}");
         let outliers = count_outside(&format!("{name} (core), > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
-        assert!(outliers <= allowed, "{name}: {outliers} elements off by more than 1e-3 (allowed {allowed})");
+        assert!(outliers <= allowance(count), "{name}: {outliers} elements off by more than 1e-3 (the reference's own runs: {count})");
         flipped += label_differences(&g, t, &out.labels, 1e-4).2;
     }
-    let allowed = 10 * reference_outliers("out.masks");
-    assert!(flipped <= allowed, "{flipped} labels differ outside near ties (allowed {allowed})");
+    // The labels: no more flips outside near ties than between the reference's own runs.
+    let (_, allowed) = reference_noise("out.masks");
+    assert!(flipped <= allowed, "{flipped} labels differ outside near ties (the reference's own runs: {allowed})");
     // Seeded sampling: the same seed gives the same masks.
-    let (_, again) = run_core("imsfr-parity", Method::Imsfr, cfg, ties);
+    let (_, again) = run_core("imsfr-parity", Method::Imsfr, cfg);
     assert!(outs.iter().zip(&again).all(|(a, b)| a.labels == b.labels));
 }
