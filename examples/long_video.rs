@@ -81,7 +81,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut checkpoints: Vec<usize> = [500, 1000, a.frames].into_iter().filter(|&c| c <= a.frames).collect();
     checkpoints.dedup();
     let bar = ProgressBar::new(a.frames as u64).with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} frames ({per_sec}, eta {eta})")?);
-    let report = run_long_video(&net, cfg, &device, &clip, a.frames, &checkpoints, a.window, |t| bar.set_position(t as u64))?;
+    let report = run_long_video(std::sync::Arc::new(net.clone()), cfg, &device, &clip, a.frames, &checkpoints, a.window, |t| bar.set_position(t as u64))?;
     bar.finish_and_clear();
     println!("{:>7} {:>12} {:>13} {:>14}", "frame", "peak RSS MB", "ms per frame", "memory frames");
     for c in &report {

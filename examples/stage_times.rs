@@ -10,6 +10,7 @@
 //! burn's own CPU ops instead of memvos's kernels)
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -19,7 +20,7 @@ use memvos::device::DeviceChoice;
 use memvos::memory::{MemoryBank, ReadConfig, Selection};
 use memvos::model::aggregate::aggregate;
 use memvos::model::cpu::{CpuOptions, accelerate};
-use memvos::model::{AnyNetwork, Benchmark, InferenceCore, MemoryNetwork, Method, PropagatorConfig};
+use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, SharedNetwork};
 use memvos::runner::{CpuKernels, MethodChoice};
 use memvos::timing::median_seconds;
 
@@ -85,9 +86,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(opts) => accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from, ..opts })?,
             None => None,
         };
-        let net = fast.as_deref().unwrap_or(any.network());
+        let shared: SharedNetwork = match fast {
+            Some(f) => Arc::from(f),
+            None => Arc::new(any),
+        };
+        let net = shared.as_ref();
         if args.stream_only {
-            let (per_frame, fps) = stream(net, method, k, args.stream.max(2), (fh, fw), &device)?;
+            let (per_frame, fps) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
             println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} |");
             continue;
         }
@@ -110,7 +115,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let d = ms(&mut || net.decode(&query, readout.clone()));
         let a = ms(&mut || aggregate(masks.clone()));
         let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
-        let (per_frame, fps) = if args.stream > 0 { stream(net, method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN) };
+        let (per_frame, fps) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN) };
         println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} |");
     }
     Ok(())
@@ -118,7 +123,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Streams a synthetic video of `frames` frames with `objects` objects through the
 /// inference core (DAVIS schedule); returns (ms per frame after the first, FPS).
-fn stream(net: &dyn MemoryNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let synth = SynthConfig { videos: 1, frames, height, width, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
     let video = generate_video(&synth, 0)?;
     let mut core = InferenceCore::new(net, PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;

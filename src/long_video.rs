@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use memvos_data::synth::{SynthConfig, SynthVideo, generate_video};
-use memvos_model::{MemoryNetwork, Propagator, PropagatorConfig};
+use memvos_model::{Propagator, PropagatorConfig, SharedNetwork};
 
 use crate::runner::RunError;
 
@@ -51,7 +51,7 @@ pub fn ping_pong(t: usize, len: usize) -> usize {
 /// measures at each of `checkpoints` (frame counts), averaging time over the `window` frames
 /// before each. `on_frame` is called after every frame (progress bars).
 pub fn run_long_video(
-    net: &dyn MemoryNetwork,
+    net: SharedNetwork,
     cfg: PropagatorConfig,
     device: &Device,
     clip: &SynthVideo,

@@ -13,8 +13,8 @@ use memvos_data::{DataError, Palette};
 use memvos_eval::FpsMeter;
 use memvos_memory::PolicyKind;
 use memvos_model::inference::InferenceError;
-use memvos_model::cpu::{ConvAlgo, CpuOptions, accelerate};
-use memvos_model::{AnyNetwork, MemoryNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, PropagatorError, WeightError, load_network};
+use memvos_model::cpu::ConvAlgo;
+use memvos_model::{Benchmark, InferenceCore, Kernels, MemoryNetwork, Method, Model, ModelError, ModelOptions, ModelSource, PropagatorConfig, PropagatorError, SharedNetwork, WeightError};
 
 use crate::device::{DeviceChoice, DeviceError, select};
 
@@ -124,44 +124,46 @@ pub enum CpuKernels {
 }
 
 impl CpuKernels {
-    /// The CPU path's options (`None`: burn's ops).
-    pub fn options(self) -> Option<CpuOptions> {
-        let conv = match self {
-            CpuKernels::Memvos => ConvAlgo::F4,
-            CpuKernels::MemvosF2 => ConvAlgo::F2,
-            CpuKernels::MemvosGemm => ConvAlgo::Gemm,
-            CpuKernels::Burn => return None,
-        };
-        Some(CpuOptions::from(conv))
+    /// The CPU path's options (`None`: burn's ops), for tools that tune them further.
+    pub fn options(self) -> Option<memvos_model::cpu::CpuOptions> {
+        match self.kernels() {
+            Kernels::Memvos(conv) => Some(conv.into()),
+            Kernels::Burn | Kernels::Auto => None,
+        }
+    }
+
+    /// The model's kernel choice.
+    pub fn kernels(self) -> Kernels {
+        match self {
+            CpuKernels::Memvos => Kernels::Memvos(ConvAlgo::F4),
+            CpuKernels::MemvosF2 => Kernels::Memvos(ConvAlgo::F2),
+            CpuKernels::MemvosGemm => Kernels::Memvos(ConvAlgo::Gemm),
+            CpuKernels::Burn => Kernels::Burn,
+        }
     }
 }
 
-/// A loaded network on its device.
+/// A loaded model and the line saying which device runs it.
 pub struct Loaded {
-    pub net: AnyNetwork,
-    /// The same network on memvos's CPU kernels, where they cover it.
-    pub fast: Option<Box<dyn MemoryNetwork>>,
+    pub model: Model,
     pub device: Device,
     /// One line saying which device runs.
     pub device_line: String,
-    /// Where the weights came from.
-    pub weights: String,
 }
 
 impl Loaded {
     pub fn method(&self) -> Method {
-        self.net.method()
+        self.model.method()
     }
 
-    /// The network the runners drive: the CPU path where there is one, else burn's.
-    pub fn network(&self) -> &dyn MemoryNetwork {
-        self.fast.as_deref().unwrap_or(self.net.network())
+    /// The network the runners drive (the CPU path where there is one, else burn's).
+    pub fn network(&self) -> SharedNetwork {
+        self.model.shared()
     }
 
     /// "device (method, weights)", printed by the runners.
     pub fn describe(&self) -> String {
-        let kernels = if self.fast.is_some() { ", memvos CPU kernels" } else { "" };
-        format!("{} ({}, {}{kernels})", self.device_line, self.method(), self.weights)
+        format!("{} ({})", self.device_line, self.model.describe())
     }
 }
 
@@ -213,15 +215,16 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded, RunError> {
         self.check()?;
         let selected = select(self.device)?;
-        let (net, weights) = match &self.weights {
-            Some(w) => (load_network(w, self.method.method(), &selected.device)?, w.display().to_string()),
-            None => (memvos_model::load_default(self.method.method(), &selected.device)?, memvos_model::DEFAULT_MODEL_NAME.to_string()),
+        let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels() };
+        let source = match &self.weights {
+            Some(w) => ModelSource::Path(w),
+            None => ModelSource::Default,
         };
-        let fast = match self.cpu_kernels.options() {
-            Some(opts) => accelerate(&net, &selected.device, opts).map_err(|e| RunError::Flag { flag: "--cpu-kernels", reason: e.to_string() })?,
-            None => None,
-        };
-        Ok(Loaded { net, fast, device: selected.device, device_line: selected.description, weights })
+        let model = Model::load(source, &opts).map_err(|e| match e {
+            ModelError::Weights(w) => RunError::Weights(w),
+            other => RunError::Flag { flag: "--cpu-kernels", reason: other.to_string() },
+        })?;
+        Ok(Loaded { model, device: selected.device, device_line: selected.description })
     }
 
     /// The loaded method's published schedule on `benchmark`, with this run's overrides.

@@ -106,7 +106,7 @@ fn every_policy_runs_and_bounded_ones_stay_bounded() {
             cfg.policy.capacity = Some(3);
         }
         cfg.chunk = Some(50);
-        let mut prop = Propagator::new(&net, cfg, &d).unwrap();
+        let mut prop = Propagator::new(std::sync::Arc::new(net.clone()), cfg, &d).unwrap();
         assert_eq!(prop.policy().name(), kind.name());
         let mut most = 0;
         for (t, f) in v.frames.iter().enumerate() {
@@ -123,7 +123,7 @@ fn every_policy_runs_and_bounded_ones_stay_bounded() {
     // A bad capacity is a configuration error, not a panic.
     let mut cfg = PropagatorConfig::davis().with_policy(PolicyKind::Fifo);
     cfg.policy.capacity = Some(1);
-    assert!(Propagator::new(&net, cfg, &d).err().unwrap().to_string().contains("capacity"));
+    assert!(Propagator::new(std::sync::Arc::new(net.clone()), cfg, &d).err().unwrap().to_string().contains("capacity"));
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn long_video_checkpoints_show_bounded_and_growing_memory() {
         cfg.policy.every = 2;
         cfg.policy.capacity = kind.bounded().then_some(4);
         let mut seen = 0;
-        let r = run_long_video(&net, cfg, &d, &clip, 40, &[20, 40], 5, |t| seen = t).unwrap();
+        let r = run_long_video(std::sync::Arc::new(net.clone()), cfg, &d, &clip, 40, &[20, 40], 5, |t| seen = t).unwrap();
         assert_eq!(seen, 40);
         r
     };

@@ -15,7 +15,6 @@
 //! Each 3×3 stride-1 convolution runs by Winograd's `F(4×4, 3×3)` unless [`CpuOptions`] says
 //! otherwise; its rounding error is what the parity tests measure (see the README).
 
-use std::sync::Arc;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
@@ -411,21 +410,6 @@ impl CpuDecoder {
 // ---------------------------------------------------------------------------------------------
 // Networks.
 
-/// What the CPU path keeps of a query frame besides the [`Query`]'s tensors: its NHWC features.
-pub struct CpuQuery {
-    pub f16: Nhwc,
-    pub f8: Nhwc,
-    pub f4: Nhwc,
-    pub v16: Nhwc,
-}
-
-impl std::fmt::Debug for CpuQuery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = |x: &Nhwc| [x.n, x.h, x.w, x.c];
-        write!(f, "CpuQuery {{ f16: {:?}, f8: {:?}, f4: {:?}, v16: {:?} }} (NHWC)", s(&self.f16), s(&self.f8), s(&self.f4), s(&self.v16))
-    }
-}
-
 /// STCN on the CPU path.
 pub struct CpuStcn {
     /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
@@ -482,7 +466,7 @@ impl CpuStcn {
         let cfg = bank.config();
         let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
         let [b, ck, h, w] = query.k16.dims();
-        if b != 1 || top == 0 || query.cpu.is_none() {
+        if b != 1 || top == 0 {
             return Ok(None);
         }
         let (keys, values) = bank.contents(Some(positions), true, ValueSlot::Value)?;
@@ -524,23 +508,19 @@ impl MemoryNetwork for CpuStcn {
         let heads = self.key_heads.forward(&f16, Fuse::default());
         let (k16, v16) = heads.split_channels(self.key_dim);
         let d = &self.device;
-        Query {
-            k16: to_tensor(&k16, d),
-            v16: to_tensor(&v16, d),
-            features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) },
-            cpu: Some(Arc::new(CpuQuery { f16, f8, f4, v16 })),
-        }
+        Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
-        let Some(q) = query.cpu.as_ref().filter(|_| frame.dims()[0] == 1) else {
+        if frame.dims()[0] != 1 || query.features.f16.dims()[0] != 1 {
             return self.net.encode_memory(frame, query, masks, next);
-        };
+        }
         let k = masks.dims()[0];
         let m = floats(masks, "masks").expect("float masks on the CPU backend");
         let x = value_input(&to_nhwc(frame), &m, k, self.value_in);
         let [_, _, f16] = self.value_trunk.forward(&x);
-        let value = self.fuser.forward(&f16, &q.f16);
+        // The query's features are read from the query itself (one source of truth).
+        let value = self.fuser.forward(&f16, &to_nhwc(query.features.f16.clone()));
         MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
     }
 
@@ -552,12 +532,12 @@ impl MemoryNetwork for CpuStcn {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        let Some(q) = query.cpu.as_ref() else {
+        if query.v16.dims()[0] != 1 {
             return MemoryNetwork::decode(&self.net, query, readout);
-        };
+        }
         let r = to_nhwc(readout);
-        let x = Nhwc::concat(&r, &q.v16.repeat(r.n));
-        let logits = self.decoder.forward(&x, &q.f8, &q.f4);
+        let x = Nhwc::concat(&r, &to_nhwc(query.v16.clone()).repeat(r.n));
+        let logits = self.decoder.forward(&x, &to_nhwc(query.features.f8.clone()), &to_nhwc(query.features.f4.clone()));
         to_tensor(&logits, &self.device)
     }
 }

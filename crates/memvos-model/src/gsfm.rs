@@ -162,7 +162,7 @@ impl Gsfm {
         features.f16 = self.lfm.forward(raw.clone(), Band::Low);
         let k16 = self.key_proj.key_proj.forward(features.f16.clone());
         let v16 = self.key_comp.forward(features.f16.clone());
-        (raw, Query { k16, v16, features, cpu: None })
+        (raw, Query { k16, v16, features })
     }
 }
 

@@ -182,7 +182,7 @@ impl MemoryNetwork for Imsfr {
     fn encode_query(&self, frame: Tensor<4>, _previous: Option<Tensor<4>>) -> Query {
         let features = self.key_encoder.forward(frame);
         let k16 = self.key_comp.forward(features.f16.clone());
-        Query { k16: k16.clone(), v16: k16, features, cpu: None }
+        Query { k16: k16.clone(), v16: k16, features }
     }
 
     /// Without a following frame (never the case in a propagator, which never memorises the

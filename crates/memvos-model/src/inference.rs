@@ -12,8 +12,7 @@ use memvos_data::DataError;
 use memvos_data::frame::{Frame, LabelMap, resize_bicubic, resize_bilinear, resize_nearest, youtube_inference_size};
 use ndarray::Array3;
 
-use crate::network::MemoryNetwork;
-use crate::propagator::{Propagator, PropagatorConfig, PropagatorError};
+use crate::propagator::{Propagator, PropagatorConfig, PropagatorError, SharedNetwork};
 
 /// The largest short side accepted (8K video has 4,320).
 pub const MAX_SHORT_SIDE: usize = 4320;
@@ -47,20 +46,21 @@ pub struct Segmented {
 }
 
 /// Streams one video: a [`Propagator`] plus the per-frame handling around it.
-pub struct InferenceCore<'n> {
-    prop: Propagator<'n>,
+pub struct InferenceCore {
+    prop: Propagator,
     short_side: Option<usize>,
 }
 
-impl<'n> InferenceCore<'n> {
+impl InferenceCore {
     /// A core for one video. `short_side` resizes frames so their shorter side has that length
-    /// (and the outputs back); `None` runs at the frame's size.
-    pub fn new(net: &'n dyn MemoryNetwork, cfg: PropagatorConfig, short_side: Option<usize>, device: &Device) -> Result<Self, InferenceError> {
+    /// (and the outputs back); `None` runs at the frame's size. The core owns its handle to the
+    /// network, so it can live in a struct or move to another thread.
+    pub fn new(net: SharedNetwork, cfg: PropagatorConfig, short_side: Option<usize>, device: &Device) -> Result<Self, InferenceError> {
         Self::with_propagator(Propagator::new(net, cfg, device)?, short_side)
     }
 
     /// A core around a propagator built by the caller (with a policy of its own, say).
-    pub fn with_propagator(prop: Propagator<'n>, short_side: Option<usize>) -> Result<Self, InferenceError> {
+    pub fn with_propagator(prop: Propagator, short_side: Option<usize>) -> Result<Self, InferenceError> {
         if let Some(s) = short_side.filter(|s| !(16..=MAX_SHORT_SIDE).contains(s)) {
             return Err(InferenceError::ShortSide(s));
         }
@@ -68,7 +68,7 @@ impl<'n> InferenceCore<'n> {
     }
 
     /// The propagator inside.
-    pub fn propagator(&self) -> &Propagator<'n> {
+    pub fn propagator(&self) -> &Propagator {
         &self.prop
     }
 

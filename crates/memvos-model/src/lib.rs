@@ -12,15 +12,15 @@
 //! ```no_run
 //! use std::path::Path;
 //! use memvos_data::{Frame, LabelMap};
-//! use memvos_model::{Benchmark, InferenceCore, PropagatorConfig, load_network};
+//! use memvos_model::{Benchmark, InferenceCore, MemoryNetwork, Model, ModelOptions, ModelSource, PropagatorConfig};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let frames: Vec<Frame> = Vec::new();
 //! # let masks: Vec<Option<LabelMap>> = Vec::new();
-//! let device = burn::tensor::Device::flex();
-//! let net = load_network(Path::new("stcn.pth"), None, &device)?; // method from the file
-//! let cfg = PropagatorConfig::for_method(net.method(), Benchmark::YouTube);
-//! let mut core = InferenceCore::new(net.network(), cfg, Some(480), &device)?; // None: native size
+//! let opts = ModelOptions::default(); // the CPU, method from the file, fastest kernels
+//! let model = Model::load(ModelSource::Path(Path::new("stcn.pth")), &opts)?;
+//! let cfg = PropagatorConfig::for_method(model.method(), Benchmark::YouTube);
+//! let mut core = InferenceCore::new(model.shared(), cfg, Some(480), &opts.device)?; // None: native size
 //! for (frame, mask) in frames.iter().zip(&masks) {
 //!     // `mask`: the objects that first appear in this frame, if any
 //!     if let Some(out) = core.step(frame, mask.as_ref())? {
@@ -39,6 +39,7 @@ pub mod gsfm;
 pub mod imsfr;
 pub mod inference;
 pub mod mivos;
+pub mod model;
 pub mod network;
 pub mod propagator;
 pub mod pth;
@@ -55,8 +56,9 @@ pub use gsfm::{Gsfm, GsfmConfig};
 pub use imsfr::{Imsfr, ImsfrConfig};
 pub use inference::{InferenceCore, InferenceError, Segmented};
 pub use mivos::{Mivos, MivosConfig};
+pub use model::{Kernels, Model, ModelError, ModelOptions, ModelSource};
 pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
-pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, StepOutput};
+pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};
 pub use qdmn::Qdmn;
 pub use stcn::{Stcn, StcnConfig};
 pub use weights::WeightError;
@@ -110,6 +112,11 @@ impl AnyNetwork {
         each!(self, n => n)
     }
 
+    /// This network as a handle streams can own ([`Propagator::new`], [`InferenceCore::new`]).
+    pub fn shared(self) -> propagator::SharedNetwork {
+        std::sync::Arc::new(self)
+    }
+
     pub fn method(&self) -> Method {
         self.network().method()
     }
@@ -148,6 +155,40 @@ impl AnyNetwork {
             weights::Format::Safetensors => each!(self, n => weights::save_safetensors(n, path, &inv, &meta)),
             weights::Format::Pytorch => Err(WeightError::Write { path: path.to_path_buf(), reason: "memvos writes checkpoints as .safetensors (PyTorch names) or .bpk; .pth only for formula weights".into() }),
         }
+    }
+}
+
+/// Every call goes to the network inside.
+impl MemoryNetwork for AnyNetwork {
+    fn method(&self) -> Method {
+        each!(self, n => n.method())
+    }
+    fn key_kind(&self) -> KeyKind {
+        self.network().key_kind()
+    }
+    fn similarity(&self) -> memvos_memory::Similarity {
+        self.network().similarity()
+    }
+    fn encode_query(&self, frame: burn::tensor::Tensor<4>, previous: Option<burn::tensor::Tensor<4>>) -> Query {
+        self.network().encode_query(frame, previous)
+    }
+    fn encode_memory(&self, frame: burn::tensor::Tensor<4>, query: &Query, masks: burn::tensor::Tensor<4>, next: Option<burn::tensor::Tensor<4>>) -> MemoryEncoding {
+        self.network().encode_memory(frame, query, masks, next)
+    }
+    fn read_memory(&self, query: &Query, bank: &memvos_memory::MemoryBank, positions: &[usize]) -> Result<burn::tensor::Tensor<4>, memvos_memory::MemoryError> {
+        self.network().read_memory(query, bank, positions)
+    }
+    fn decode(&self, query: &Query, readout: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<4> {
+        self.network().decode(query, readout)
+    }
+    fn has_quality_head(&self) -> bool {
+        self.network().has_quality_head()
+    }
+    fn uses_previous_mask(&self) -> bool {
+        self.network().uses_previous_mask()
+    }
+    fn uses_next_frame(&self) -> bool {
+        self.network().uses_next_frame()
     }
 }
 

@@ -132,7 +132,7 @@ impl MemoryNetwork for Mivos {
     fn encode_query(&self, frame: Tensor<4>, _previous: Option<Tensor<4>>) -> Query {
         let features: Features = self.rgb_encoder.forward(frame);
         let (k16, v16) = self.kv_q_f16.forward(features.f16.clone());
-        Query { k16, v16, features, cpu: None }
+        Query { k16, v16, features }
     }
 
     fn encode_memory(&self, frame: Tensor<4>, _query: &Query, masks: Tensor<4>, _next: Option<Tensor<4>>) -> MemoryEncoding {

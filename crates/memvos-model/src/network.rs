@@ -35,9 +35,6 @@ pub struct Query {
     /// Trunk features: `f16` as the memory encoder should see it (after GSFM's low-frequency
     /// module, say), and the decoder's `f8`/`f4` skips.
     pub features: Features,
-    /// The same features as the CPU path keeps them (NHWC), when it made this query
-    /// ([`crate::cpu`]); `None` from burn's path.
-    pub cpu: Option<std::sync::Arc<crate::cpu::CpuQuery>>,
 }
 
 /// What the memory encoder gives for one frame and `K` objects.
@@ -68,7 +65,11 @@ pub enum KeyKind {
 ///
 /// Tensors are on the network's device; frames are ImageNet-normalised and padded to a multiple
 /// of 16 (`[1, 3, H, W]`), masks are aggregated probabilities `[K, 1, H, W]` at the same size.
-pub trait MemoryNetwork {
+/// A [`Query`] is all a network knows of a frame between its calls: what it reads in
+/// [`Self::encode_memory`] and [`Self::decode`] comes from the query's tensors, so a wrapper that
+/// edits them is heard on every path. Networks are `Send + Sync`, so a stream can own one behind
+/// an `Arc` and move to another thread.
+pub trait MemoryNetwork: Send + Sync {
     /// Which method this is (defaults, names in messages).
     fn method(&self) -> Method;
 

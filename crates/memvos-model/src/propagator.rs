@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::aggregate;
 use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 
+/// A network shared by the streams that drive it.
+pub type SharedNetwork = std::sync::Arc<dyn MemoryNetwork>;
+
 /// The benchmarks whose published settings [`PropagatorConfig::for_method`] knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -200,8 +203,8 @@ pub fn group_quality(scores: &[f32], from_head: bool, annotated: bool) -> f32 {
 /// otherwise a proxy per frame: the mean over the group's non-empty objects of the soft IoU
 /// between the probability map `p` and its binarisation `b = [p > 0.5]`,
 /// `Σ p·b / (Σ b + Σ p·(1 − b))` (1 for a confident mask, lower for a hesitant one).
-pub struct Propagator<'n> {
-    net: &'n dyn MemoryNetwork,
+pub struct Propagator {
+    net: SharedNetwork,
     cfg: PropagatorConfig,
     policy: Box<dyn MemoryPolicy>,
     device: Device,
@@ -226,15 +229,17 @@ fn select_objects(t: &Tensor<4>, objects: &[usize], total: usize, device: &Devic
     t.clone().select(0, sel)
 }
 
-impl<'n> Propagator<'n> {
-    /// A propagator whose policy is built from `cfg.policy`.
-    pub fn new(net: &'n dyn MemoryNetwork, cfg: PropagatorConfig, device: &Device) -> Result<Self, PropagatorError> {
+impl Propagator {
+    /// A propagator whose policy is built from `cfg.policy`. It owns a handle to the network
+    /// (`Arc::new(net)`, or a clone of one shared by several streams), so it can be kept in a
+    /// struct and moved to another thread.
+    pub fn new(net: SharedNetwork, cfg: PropagatorConfig, device: &Device) -> Result<Self, PropagatorError> {
         let policy = cfg.policy.build().map_err(PropagatorError::Config)?;
         Self::with_policy(net, cfg, policy, device)
     }
 
     /// A propagator with any policy, including one of the user's own (`cfg.policy` is ignored).
-    pub fn with_policy(net: &'n dyn MemoryNetwork, cfg: PropagatorConfig, policy: Box<dyn MemoryPolicy>, device: &Device) -> Result<Self, PropagatorError> {
+    pub fn with_policy(net: SharedNetwork, cfg: PropagatorConfig, policy: Box<dyn MemoryPolicy>, device: &Device) -> Result<Self, PropagatorError> {
         cfg.validate(net.method()).map_err(PropagatorError::Config)?;
         Ok(Propagator {
             net,
@@ -271,8 +276,8 @@ impl<'n> Propagator<'n> {
     }
 
     /// The network driven.
-    pub fn network(&self) -> &dyn MemoryNetwork {
-        self.net
+    pub fn network(&self) -> &SharedNetwork {
+        &self.net
     }
 
     /// Segments the next frame. `new_objects` holds the masks of objects that appear in this

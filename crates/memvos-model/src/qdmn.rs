@@ -220,7 +220,7 @@ impl MemoryNetwork for Qdmn {
             None => features.f16.clone(),
         };
         let (k16, v16) = self.kv_q_f16.forward(f16);
-        Query { k16, v16, features, cpu: None }
+        Query { k16, v16, features }
     }
 
     fn encode_memory(&self, frame: Tensor<4>, _query: &Query, masks: Tensor<4>, _next: Option<Tensor<4>>) -> MemoryEncoding {

@@ -150,7 +150,7 @@ impl Stcn {
         let features = self.key_encoder.forward(frame);
         let k16 = self.key_proj.key_proj.forward(features.f16.clone());
         let v16 = self.key_comp.forward(features.f16.clone());
-        Query { k16, v16, features, cpu: None }
+        Query { k16, v16, features }
     }
 
     /// Memory values of `K` objects on one frame: `frame` `[1, 3, H, W]`, `key_f16`

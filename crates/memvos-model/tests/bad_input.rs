@@ -114,7 +114,7 @@ fn stream_errors_and_save_load_round_trips() {
     let (frames, mask) = small_video();
 
     let run = |net: &Stcn| -> Vec<f32> {
-        let mut p = Propagator::new(net, PropagatorConfig::davis(), &d).unwrap();
+        let mut p = Propagator::new(std::sync::Arc::new(net.clone()), PropagatorConfig::davis(), &d).unwrap();
         p.step(&frames[0], Some(&mask)).unwrap();
         p.step(&frames[1], None).unwrap().unwrap().probs.iter().copied().collect()
     };
@@ -127,7 +127,7 @@ fn stream_errors_and_save_load_round_trips() {
     }
     assert!(save_stcn(&net, &dir.path().join("x.pth")).is_err());
 
-    let mut p = Propagator::new(&net, PropagatorConfig::davis(), &d).unwrap();
+    let mut p = Propagator::new(std::sync::Arc::new(net.clone()), PropagatorConfig::davis(), &d).unwrap();
     assert!(p.step(&frames[0], None).unwrap().is_none(), "nothing to track before the first mask");
     let out = p.step(&frames[1], Some(&mask)).unwrap().unwrap();
     assert_eq!(out.index, 1);
@@ -138,7 +138,7 @@ fn stream_errors_and_save_load_round_trips() {
     assert!(matches!(p.step(&bigger, None).unwrap_err(), PropagatorError::FrameSizeChanged { frame: 2, .. }));
     let bad_mask = LabelMap::zeros(31, 48);
     assert!(matches!(p.step(&frames[2], Some(&bad_mask)).unwrap_err(), PropagatorError::MaskSize { .. }));
-    assert!(Propagator::new(&net, { let mut c = PropagatorConfig::davis(); c.policy.every = 0; c }, &d).is_err());
+    assert!(Propagator::new(std::sync::Arc::new(net.clone()), { let mut c = PropagatorConfig::davis(); c.policy.every = 0; c }, &d).is_err());
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn objects_entering_mid_video_get_their_own_memory() {
     let net = load_stcn(&path, &d).unwrap();
     let (frames, mask) = small_video();
     let second = LabelMap::new(Array2::from_shape_fn((32, 48), |(y, x)| if y > 24 && x > 30 { 7 } else { 0 }));
-    let mut p = Propagator::new(&net, PropagatorConfig::youtube(), &d).unwrap();
+    let mut p = Propagator::new(std::sync::Arc::new(net.clone()), PropagatorConfig::youtube(), &d).unwrap();
     p.step(&frames[0], Some(&mask)).unwrap();
     let out = p.step(&frames[1], Some(&second)).unwrap().unwrap();
     assert_eq!(out.ids, vec![0, 1, 7]);

@@ -20,7 +20,7 @@ use memvos_memory::{MemoryBank, ReadConfig};
 use memvos_model::aggregate::aggregate;
 use memvos_model::weights::formula;
 use memvos_model::cpu::{ConvAlgo, CpuOptions, CpuStcn, WINOGRAD_MIN_PIXELS};
-use memvos_model::{MemoryNetwork, Propagator, PropagatorConfig, Stcn, load_stcn};
+use memvos_model::{Propagator, PropagatorConfig, Stcn, load_stcn};
 use ndarray::{Array2, Array3};
 use serde_json::Value;
 
@@ -128,7 +128,7 @@ fn stcn_matches_the_reference_on_every_golden_tensor() {
     let d = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let net = load_stcn(&formula_checkpoint(dir.path()), &d).expect("every key of the manifest loads");
-    check_network(&net, &d);
+    check_network(std::sync::Arc::new(net.clone()), &d);
 }
 
 /// The CPU path (packed weights, folded BatchNorm, NHWC, Winograd) at the same tolerances, with
@@ -143,11 +143,11 @@ fn stcn_cpu_path_matches_the_reference_on_every_golden_tensor() {
     let with = |conv, winograd_from| CpuOptions { conv, winograd_from };
     for opts in [with(ConvAlgo::Gemm, 0), with(ConvAlgo::F2, 0), CpuOptions::default(), with(ConvAlgo::F4, WINOGRAD_MIN_PIXELS)] {
         eprintln!("CPU path, {opts:?}:");
-        check_network(&CpuStcn::new(&net, &d, opts).unwrap(), &d);
+        check_network(std::sync::Arc::new(CpuStcn::new(&net, &d, opts).unwrap()), &d);
     }
 }
 
-fn check_network(net: &dyn MemoryNetwork, d: &Device) {
+fn check_network(net: memvos_model::SharedNetwork, d: &Device) {
     let d = d.clone();
     let golden = Golden::load();
 
@@ -202,7 +202,7 @@ fn check_network(net: &dyn MemoryNetwork, d: &Device) {
     let first = LabelMap::new(Array2::from_shape_fn((h, w), |(y, x)| {
         if masks[y * w + x] > 0.5 { 1 } else if masks[h * w + y * w + x] > 0.5 { 2 } else { 0 }
     }));
-    let mut prop = Propagator::new(net, PropagatorConfig::davis(), &d).unwrap();
+    let mut prop = Propagator::new(net.clone(), PropagatorConfig::davis(), &d).unwrap();
     let (_, want_masks) = golden.u8("masks");
     for (t, frame) in frames.iter().enumerate() {
         let out = prop.step(frame, (t == 0).then_some(&first)).unwrap().unwrap();

@@ -141,7 +141,7 @@ fn row(q: &Query, i: usize) -> Query {
 /// Rows `[start, start + len)` of a batched query.
 fn rows(q: &Query, start: usize, len: usize) -> Query {
     let n = |t: &Tensor<4>| t.clone().narrow(0, start, len);
-    Query { k16: n(&q.k16), v16: n(&q.v16), features: memvos_backbone::Features { f4: n(&q.features.f4), f8: n(&q.features.f8), f16: n(&q.features.f16) }, cpu: None }
+    Query { k16: n(&q.k16), v16: n(&q.v16), features: memvos_backbone::Features { f4: n(&q.features.f4), f8: n(&q.features.f8), f16: n(&q.features.f16) } }
 }
 
 /// Settings of a step.

@@ -226,7 +226,7 @@ pub fn run_core(name: &str, method: Method, cfg: PropagatorConfig) -> (Golden, V
     formula_checkpoint(&dir, &pth);
     let any = load_network(&pth, Some(method), &d).unwrap();
     let g = Golden::load(&dir);
-    let mut core = InferenceCore::new(any.network(), cfg, None, &d).unwrap();
+    let mut core = InferenceCore::new(any.shared(), cfg, None, &d).unwrap();
     let first = g.first_labels();
     let mut outs = Vec::new();
     for (t, frame) in g.frames().iter().enumerate() {

@@ -1,0 +1,176 @@
+//! One model type for code that embeds memvos: [`Model::load`] takes weights from a file, from
+//! bytes or the shipped default, recognises the method, and runs on memvos's own CPU kernels
+//! where they cover it (else on burn's ops) without the caller choosing. A [`Model`] is itself a
+//! [`MemoryNetwork`], cheap to clone, `Send + Sync`, and what [`crate::Propagator`],
+//! [`crate::InferenceCore`] and [`crate::Session`] take ([`Model::shared`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::{Device, Tensor};
+use memvos_memory::{MemoryBank, MemoryError, Similarity};
+
+use crate::cpu::{ConvAlgo, CpuOptions, accelerate};
+use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
+use crate::propagator::SharedNetwork;
+use crate::weights::WeightError;
+use crate::{AnyNetwork, DEFAULT_MODEL_NAME, load_default, load_network, load_network_bytes};
+
+/// Where a model's weights come from.
+#[derive(Clone, Copy, Debug)]
+pub enum ModelSource<'a> {
+    /// A `.pth`, `.safetensors` (published names) or `.bpk` file.
+    Path(&'a Path),
+    /// The bytes of a safetensors checkpoint written by memvos; `label` names it in messages.
+    Bytes { bytes: &'a [u8], label: &'a str },
+    /// The small STCN shipped inside memvos ([`crate::DEFAULT_MODEL`]).
+    Default,
+}
+
+/// Which kernels run the network on the CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kernels {
+    /// memvos's CPU kernels where they cover the method and the device is the CPU, else burn's
+    /// ops.
+    #[default]
+    Auto,
+    /// burn's ops everywhere.
+    Burn,
+    /// memvos's CPU kernels with this convolution algorithm (where they cover the method).
+    Memvos(ConvAlgo),
+}
+
+/// How to load a [`Model`].
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// The device the network runs on (default: the CPU).
+    pub device: Device,
+    /// The method the weights must hold; `None` recognises it from the file.
+    pub method: Option<Method>,
+    /// CPU kernels.
+    pub kernels: Kernels,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { device: Device::flex(), method: None, kernels: Kernels::Auto }
+    }
+}
+
+/// What can go wrong loading a [`Model`].
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error("memvos CPU kernels for {method}: {reason}")]
+    Kernels { method: Method, reason: String },
+}
+
+/// A loaded network on its device, on the fastest path memvos has for it.
+#[derive(Clone)]
+pub struct Model {
+    burn: Arc<AnyNetwork>,
+    run: SharedNetwork,
+    fast: bool,
+    device: Device,
+    source: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model({})", self.describe())
+    }
+}
+
+impl Model {
+    /// Loads weights (strictly: missing, unexpected or misshapen tensors are one error) and
+    /// picks the kernels.
+    pub fn load(source: ModelSource<'_>, options: &ModelOptions) -> Result<Model, ModelError> {
+        let device = &options.device;
+        let (net, label) = match source {
+            ModelSource::Path(p) => (load_network(p, options.method, device)?, p.display().to_string()),
+            ModelSource::Bytes { bytes, label } => (load_network_bytes(bytes, &PathBuf::from(label), options.method, device)?, label.to_string()),
+            ModelSource::Default => (load_default(options.method, device)?, DEFAULT_MODEL_NAME.to_string()),
+        };
+        Self::from_network(net, label, options)
+    }
+
+    /// A model around a network built or loaded by the caller (`label` names it in messages).
+    pub fn from_network(net: AnyNetwork, label: impl Into<String>, options: &ModelOptions) -> Result<Model, ModelError> {
+        let device = options.device.clone();
+        let cpu = match options.kernels {
+            Kernels::Burn => None,
+            Kernels::Auto => Some(CpuOptions::default()),
+            Kernels::Memvos(conv) => Some(CpuOptions::from(conv)),
+        };
+        let fast = match cpu {
+            Some(opts) => accelerate(&net, &device, opts).map_err(|e| ModelError::Kernels { method: net.method(), reason: e.to_string() })?,
+            None => None,
+        };
+        let burn = Arc::new(net);
+        let (run, fast): (SharedNetwork, bool) = match fast {
+            Some(f) => (Arc::from(f), true),
+            None => (burn.clone(), false),
+        };
+        Ok(Model { burn, run, fast, device, source: label.into() })
+    }
+
+    /// The network as a handle a stream owns.
+    pub fn shared(&self) -> SharedNetwork {
+        Arc::new(self.clone())
+    }
+
+    /// The network on burn's ops (for saving, training, inspecting its modules).
+    pub fn network(&self) -> &AnyNetwork {
+        &self.burn
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether memvos's CPU kernels run it.
+    pub fn on_cpu_kernels(&self) -> bool {
+        self.fast
+    }
+
+    /// "METHOD, where the weights came from[, memvos CPU kernels]".
+    pub fn describe(&self) -> String {
+        let kernels = if self.fast { ", memvos CPU kernels" } else { "" };
+        format!("{}, {}{kernels}", self.burn.method(), self.source)
+    }
+}
+
+impl MemoryNetwork for Model {
+    fn method(&self) -> Method {
+        self.run.method()
+    }
+    fn key_kind(&self) -> KeyKind {
+        self.run.key_kind()
+    }
+    fn similarity(&self) -> Similarity {
+        self.run.similarity()
+    }
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        self.run.encode_query(frame, previous)
+    }
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        self.run.encode_memory(frame, query, masks, next)
+    }
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        self.run.read_memory(query, bank, positions)
+    }
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        self.run.decode(query, readout)
+    }
+    fn has_quality_head(&self) -> bool {
+        self.run.has_quality_head()
+    }
+    fn uses_previous_mask(&self) -> bool {
+        self.run.uses_previous_mask()
+    }
+    fn uses_next_frame(&self) -> bool {
+        self.run.uses_next_frame()
+    }
+}

@@ -1,0 +1,95 @@
+//! What a crate embedding memvos relies on: one model type that runs on the fastest path by
+//! itself, streams that own their network and move between threads, and a query that is the
+//! one source of truth on every path (a wrapper that edits it is heard by burn's ops and by
+//! memvos's CPU kernels alike).
+
+use std::sync::Arc;
+
+use burn::tensor::Tensor;
+use memvos_data::synth::{SynthConfig, generate_video};
+use memvos_memory::{MemoryBank, MemoryError, Similarity};
+use memvos_model::{
+    Benchmark, InferenceCore, KeyKind, Kernels, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, Propagator, PropagatorConfig, Query,
+    SharedNetwork,
+};
+
+fn assert_send<T: Send + 'static>() {}
+
+#[test]
+fn streams_own_their_network_and_are_send() {
+    assert_send::<Model>();
+    assert_send::<Propagator>();
+    assert_send::<InferenceCore>();
+    // A struct keeps the model and its stream together, and a thread runs it.
+    struct Tracker {
+        core: InferenceCore,
+    }
+    let model = Model::load(ModelSource::Default, &ModelOptions::default()).unwrap();
+    assert!(model.on_cpu_kernels(), "the shipped STCN runs on memvos's CPU kernels by default");
+    let cfg = PropagatorConfig::for_method(model.method(), Benchmark::YouTube);
+    let mut t = Tracker { core: InferenceCore::new(model.shared(), cfg, None, model.device()).unwrap() };
+    let v = generate_video(&SynthConfig { videos: 1, frames: 3, height: 48, width: 80, min_objects: 1, max_objects: 1, entry_probability: 0.0, ..Default::default() }, 0).unwrap();
+    let labels = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        for (i, f) in v.frames.iter().enumerate() {
+            out.push(t.core.step(f, (i == 0).then_some(&v.masks[0])).unwrap().unwrap().labels);
+        }
+        out
+    })
+    .join()
+    .unwrap();
+    assert_eq!(labels.len(), 3);
+}
+
+/// Adds a constant to the query value `v16` of the network it wraps.
+struct EditV16(SharedNetwork);
+
+impl MemoryNetwork for EditV16 {
+    fn method(&self) -> Method {
+        self.0.method()
+    }
+    fn key_kind(&self) -> KeyKind {
+        self.0.key_kind()
+    }
+    fn similarity(&self) -> Similarity {
+        self.0.similarity()
+    }
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        let mut q = self.0.encode_query(frame, previous);
+        q.v16 = q.v16.add_scalar(0.5);
+        q
+    }
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        self.0.encode_memory(frame, query, masks, next)
+    }
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        self.0.read_memory(query, bank, positions)
+    }
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        self.0.decode(query, readout)
+    }
+}
+
+#[test]
+fn a_wrapper_that_edits_the_query_is_heard_on_both_paths() {
+    let v = generate_video(&SynthConfig { videos: 1, frames: 4, height: 96, width: 128, min_objects: 2, max_objects: 2, entry_probability: 0.0, seed: 4, ..Default::default() }, 0).unwrap();
+    let run = |net: SharedNetwork| -> Vec<Vec<f32>> {
+        let cfg = PropagatorConfig::for_method(Method::Stcn, Benchmark::YouTube);
+        let mut core = InferenceCore::new(net, cfg, None, &burn::tensor::Device::flex()).unwrap();
+        v.frames.iter().enumerate().map(|(i, f)| core.step(f, (i == 0).then_some(&v.masks[0])).unwrap().unwrap().probs.iter().copied().collect()).collect()
+    };
+    let load = |kernels| Model::load(ModelSource::Default, &ModelOptions { kernels, ..ModelOptions::default() }).unwrap();
+    let (burn, cpu) = (load(Kernels::Burn), load(Kernels::Auto));
+    assert!(!burn.on_cpu_kernels() && cpu.on_cpu_kernels());
+    let plain = run(burn.shared());
+    let edited_burn = run(Arc::new(EditV16(burn.shared())));
+    let edited_cpu = run(Arc::new(EditV16(cpu.shared())));
+    let max_diff = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().flatten().zip(b.iter().flatten()).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    // The edit changes the result on burn's ops ...
+    let changed = max_diff(&plain[1..], &edited_burn[1..]);
+    assert!(changed > 1e-3, "editing v16 changed nothing ({changed})");
+    // ... and the CPU path computes the same edited result (within its float32 rounding).
+    let between = max_diff(&edited_burn, &edited_cpu);
+    eprintln!("edit moves probabilities by {changed:.3e}; burn vs CPU path with the edit: {between:.3e}");
+    assert!(between < 1e-3, "the CPU path ignored the edited query: {between}");
+}
