@@ -122,7 +122,7 @@ fn every_policy_runs_and_bounded_ones_stay_bounded() {
     }
     // A bad capacity is a configuration error, not a panic.
     let mut cfg = PropagatorConfig::davis().with_policy(PolicyKind::Fifo);
-    cfg.policy.capacity = Some(1);
+    cfg.policy.capacity = Some(0);
     assert!(Propagator::new(std::sync::Arc::new(net.clone()), cfg, &d).err().unwrap().to_string().contains("capacity"));
 }
 
@@ -176,7 +176,7 @@ fn flags_a_method_cannot_take_are_errors_naming_the_flag() {
     let a = ModelArgs { quality_threshold: Some(0.5), policy: Some(memvos::memory::PolicyKind::Qdmn), ..model_args(weights.clone(), MethodChoice::Stcn) };
     assert_eq!(a.schedule_for(Method::Stcn, Benchmark::Davis2017).unwrap().policy.threshold, Some(0.5));
     // A capacity below 2 names --capacity; a top-k of 0 names --top-k.
-    let a = ModelArgs { capacity: Some(1), policy: Some(memvos::memory::PolicyKind::Fifo), ..model_args(weights.clone(), MethodChoice::Stcn) };
+    let a = ModelArgs { capacity: Some(1), policy: Some(memvos::memory::PolicyKind::Reservoir), ..model_args(weights.clone(), MethodChoice::Stcn) };
     assert!(a.schedule_for(Method::Stcn, Benchmark::Davis2017).unwrap_err().to_string().starts_with("--capacity: "));
     let a = ModelArgs { top_k: Some(0), ..model_args(weights.clone(), MethodChoice::Stcn) };
     assert!(a.load().err().unwrap().to_string().starts_with("--top-k: "));

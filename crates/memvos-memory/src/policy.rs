@@ -314,8 +314,11 @@ pub struct Fifo {
 }
 
 impl Fifo {
+    /// Stores a frame every `every` frames (relative rule), keeping at most `capacity` frames,
+    /// the first included; capacity 1 keeps the first frame alone and reads each later due
+    /// frame as temporary memory.
     pub fn new(every: usize, capacity: usize) -> Self {
-        Fifo { every: every.max(1), capacity: capacity.max(2) }
+        Fifo { every: every.max(1), capacity: capacity.max(1) }
     }
 }
 
@@ -327,6 +330,9 @@ impl MemoryPolicy for Fifo {
     fn write(&mut self, c: &Candidate, stored: &[StoredFrame]) -> Write {
         if !(c.annotated || FrameRule::Relative.due(self.every, c.frame, last(stored))) {
             return Write::Skip;
+        }
+        if self.capacity == 1 && !stored.is_empty() {
+            return Write::Temporary;
         }
         let evict = if stored.len() >= self.capacity { vec![1] } else { Vec::new() };
         Write::Permanent { evict }
@@ -521,8 +527,11 @@ impl PolicyConfig {
             }
         }
         if let Some(c) = self.capacity {
-            if c < 2 {
-                return Err(format!("memory policy {}: capacity {c} is below 2 (the first frame plus one)", self.kind));
+            // FIFO of 1 keeps the first frame alone (later frames are read as the previous
+            // frame only); the others need the first frame plus one.
+            let least = if self.kind == PolicyKind::Fifo { 1 } else { 2 };
+            if c < least {
+                return Err(format!("memory policy {}: capacity {c} is below {least} (the first frame{})", self.kind, if least == 2 { " plus one" } else { "" }));
             }
             if !self.kind.bounded() {
                 return Err(format!("memory policy {} is unbounded and takes no capacity", self.kind));
@@ -648,7 +657,13 @@ mod tests {
             assert_eq!(p.name(), k.name());
         }
         assert!("lru".parse::<PolicyKind>().unwrap_err().contains("every-n"));
-        assert!(PolicyConfig { kind: PolicyKind::Fifo, capacity: Some(1), ..Default::default() }.build().is_err());
+        assert!(PolicyConfig { kind: PolicyKind::Fifo, capacity: Some(0), ..Default::default() }.build().is_err());
+        assert!(PolicyConfig { kind: PolicyKind::Reservoir, capacity: Some(1), ..Default::default() }.build().is_err());
+        // FIFO of 1: the first frame alone, later frames temporary.
+        let mut f = PolicyConfig { kind: PolicyKind::Fifo, capacity: Some(1), every: 1, ..Default::default() }.build().unwrap();
+        let first = [StoredFrame { frame: 0, quality: None }];
+        assert_eq!(f.write(&Candidate { frame: 0, quality: None, annotated: true }, &[]), Write::Permanent { evict: vec![] });
+        assert_eq!(f.write(&Candidate { frame: 3, quality: None, annotated: false }, &first), Write::Temporary);
         assert!(PolicyConfig { kind: PolicyKind::EveryN, capacity: Some(8), ..Default::default() }.build().is_err());
         let c: PolicyConfig = serde_json::from_str(r#"{"kind": "reservoir", "capacity": 8, "seed": 3}"#).unwrap();
         assert_eq!((c.kind, c.capacity, c.every), (PolicyKind::Reservoir, Some(8), 5));

@@ -85,6 +85,32 @@ impl InferenceCore {
         Ok((th, tw))
     }
 
+    /// Takes the next frame with its complete annotation (see [`Propagator::step_annotated`]):
+    /// the output labels are the annotation; the frame becomes permanent memory. An annotation
+    /// without objects, before any object is tracked, only advances the stream.
+    pub fn step_annotated(&mut self, frame: &Frame, labels: &LabelMap) -> Result<Option<Segmented>, InferenceError> {
+        let (h, w) = (frame.height(), frame.width());
+        if (labels.height(), labels.width()) != (h, w) {
+            let index = self.prop.frames_seen();
+            return Err(PropagatorError::MaskSize { frame: index, got_w: labels.width(), got_h: labels.height(), want_w: w, want_h: h }.into());
+        }
+        if self.prop.objects().is_empty() && labels.object_ids().iter().all(|&v| v == 255) {
+            self.prop.step(frame, None)?;
+            return Ok(None);
+        }
+        let (th, tw) = self.inference_size(h, w)?;
+        let out = if (th, tw) == (h, w) {
+            self.prop.step_annotated(frame, labels)?
+        } else {
+            let small = Frame::from_unit_chw(resize_bicubic(frame.to_unit_chw().view(), th, tw).view())?;
+            self.prop.step_annotated(&small, &resize_nearest(labels, th, tw))?
+        };
+        let probs = if (th, tw) == (h, w) { out.probs } else { resize_bilinear(out.probs.view(), h, w) };
+        let mut exact = labels.clone();
+        exact.labels.mapv_inplace(|v| if v == 255 { 0 } else { v });
+        Ok(Some(Segmented { index: out.index, probs, ids: out.ids, labels: exact }))
+    }
+
     /// Segments the next frame. `annotation` is the frame's mask, if it has one: its objects
     /// that are not tracked yet start here; the others are ignored. `None` until a first
     /// object is given.

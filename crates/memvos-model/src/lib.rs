@@ -42,6 +42,7 @@ pub mod mivos;
 pub mod model;
 pub mod network;
 pub mod propagator;
+pub mod session;
 pub mod pth;
 pub mod qdmn;
 pub mod spectral;
@@ -60,6 +61,7 @@ pub use model::{Kernels, Model, ModelError, ModelOptions, ModelSource};
 pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};
 pub use qdmn::Qdmn;
+pub use session::{Direction, FrameSource, Frames, Session, SessionError, Until};
 pub use stcn::{Stcn, StcnConfig};
 pub use weights::WeightError;
 

@@ -14,7 +14,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
 use memvos_memory::{
-    Candidate, FrameRule, ImsfrSampling, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Selection, Write,
+    Candidate, FrameRule, ImsfrSampling, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Selection, StoredFrame, Write,
 };
 use ndarray::{Array3, s};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,35 @@ struct Group {
     policy: Box<dyn MemoryPolicy>,
     /// Channel indices (0-based over objects) of this group's objects.
     objects: Vec<usize>,
+    /// Stream indices of entries no policy may evict (frames given as full annotations after
+    /// the bank's first); the policy never sees them and every read includes them.
+    permanent: Vec<usize>,
+}
+
+impl Group {
+    /// What the policy sees of the bank: the first entry and the entries it may evict, with
+    /// their positions in the bank.
+    fn view(&self) -> (Vec<StoredFrame>, Vec<usize>) {
+        let stored = self.bank.stored();
+        let mut frames = Vec::with_capacity(stored.len());
+        let mut positions = Vec::with_capacity(stored.len());
+        for (i, s) in stored.iter().enumerate() {
+            if i == 0 || !self.permanent.contains(&s.frame) {
+                frames.push(*s);
+                positions.push(i);
+            }
+        }
+        (frames, positions)
+    }
+
+    /// Bank positions a query at `index` reads: the policy's choice, then every permanent entry.
+    fn read_positions(&mut self, index: usize) -> Vec<usize> {
+        let (view, positions) = self.view();
+        let mut read: Vec<usize> = self.policy.read(index, &view).into_iter().filter_map(|p| positions.get(p).copied()).collect();
+        let stored = self.bank.stored();
+        read.extend(stored.iter().enumerate().skip(1).filter(|(_, s)| self.permanent.contains(&s.frame)).map(|(i, _)| i));
+        read
+    }
 }
 
 struct Pending {
@@ -184,6 +213,8 @@ struct Pending {
     objects: Tensor<4>,
     /// Objects were added on this frame: it is always memorised.
     interaction: bool,
+    /// The frame was given as a full annotation: memorised in every bank, never evicted.
+    permanent: bool,
 }
 
 /// One group's quality from its objects' scores, as the memory policy sees it: QDMN's head
@@ -338,7 +369,7 @@ impl Propagator {
         if !self.ids.is_empty() {
             let mut readouts = Vec::with_capacity(self.groups.len());
             for g in &mut self.groups {
-                let positions = g.policy.read(index, &g.bank.stored());
+                let positions = g.read_positions(index);
                 readouts.push(self.net.read_memory(&query, &g.bank, &positions)?);
             }
             let logits = self.net.decode(&query, Tensor::cat(readouts, 0));
@@ -362,14 +393,58 @@ impl Propagator {
             let first = self.ids.len();
             self.ids.extend(&new_ids);
             let read = self.read_config(hp, wp);
-            self.groups.push(Group { bank: MemoryBank::new(read), policy: self.policy.fresh(), objects: (first..self.ids.len()).collect() });
+            self.groups.push(Group { bank: MemoryBank::new(read), policy: self.policy.fresh(), objects: (first..self.ids.len()).collect(), permanent: Vec::new() });
             full = Some(aggregate(combined));
         }
         let full = full.ok_or_else(|| PropagatorError::Data("no objects".into()))?;
         let objects = full.clone().narrow(0, 1, self.ids.len());
 
-        self.pending = Some(Pending { index, image, query, objects, interaction: !new_ids.is_empty() });
+        self.pending = Some(Pending { index, image, query, objects, interaction: !new_ids.is_empty(), permanent: false });
         self.output(index, full).map(Some)
+    }
+
+    /// Segments the next frame from its complete annotation `labels` (every object in it; 255
+    /// is void): the output is the annotation itself; labels not tracked yet start new objects,
+    /// tracked objects take the annotation's mask (an object absent from it is empty from this
+    /// frame on), and the frame becomes permanent memory of every bank, which no policy evicts.
+    pub fn step_annotated(&mut self, frame: &Frame, labels: &LabelMap) -> Result<StepOutput, PropagatorError> {
+        let index = self.next_index;
+        let (h, w) = (frame.height(), frame.width());
+        if (labels.height(), labels.width()) != (h, w) {
+            return Err(PropagatorError::MaskSize { frame: index, got_w: labels.width(), got_h: labels.height(), want_w: w, want_h: h });
+        }
+        let mut clean = labels.clone();
+        clean.labels.mapv_inplace(|v| if v == 255 { 0 } else { v });
+        let new_ids: Vec<u8> = clean.object_ids().into_iter().filter(|id| !self.ids.contains(id)).collect();
+        if self.ids.is_empty() {
+            // Nothing tracked yet: the plain path (new objects, first entries of their bank).
+            let out = self.step(frame, Some(&clean))?;
+            if let Some(p) = self.pending.as_mut() {
+                p.permanent = true;
+            }
+            return out.ok_or_else(|| PropagatorError::Data("an annotation without objects starts nothing".into()));
+        }
+        // Tracked objects first, then the new ones: their masks are the annotation's.
+        let mut new_mask = clean.clone();
+        new_mask.labels.mapv_inplace(|v| if new_ids.contains(&v) { v } else { 0 });
+        let out = self.step(frame, (!new_ids.is_empty()).then_some(&new_mask))?.ok_or_else(|| PropagatorError::Data("no objects".into()))?;
+        let onehot = self.tensor(pad_chw(clean.one_hot(&self.ids).view(), self.pad))?;
+        let [_, k, hp, wp] = onehot.dims();
+        let full = aggregate(onehot.reshape([k, 1, hp, wp]));
+        if let Some(p) = self.pending.as_mut() {
+            p.objects = full.clone().narrow(0, 1, k);
+            p.interaction = true;
+            p.permanent = true;
+        }
+        let (i, probs, ids) = self.output(out.index, full)?;
+        let labels = LabelMap::from_argmax(probs.view(), &ids).map_err(data_err)?;
+        Ok(StepOutput { index: i, probs, ids, labels })
+    }
+
+    /// The stream indices stored in each object group's memory (permanent entries), oldest
+    /// group first.
+    pub fn stored_frames(&self) -> Vec<Vec<usize>> {
+        self.groups.iter().map(|g| g.bank.stored().iter().map(|s| s.frame).collect()).collect()
     }
 
     /// How a new bank reads, for padded frames of `hp × wp`.
@@ -408,7 +483,17 @@ impl Propagator {
                 let scores: Vec<f32> = g.objects.iter().filter_map(|&o| qs.get(o).copied()).collect();
                 group_quality(&scores, from_head, p.interaction)
             });
-            let decision = g.policy.write(&Candidate { frame: p.index, quality: q, annotated: p.interaction }, &g.bank.stored());
+            let (view, positions) = g.view();
+            let decision = if p.permanent && !view.is_empty() {
+                // A full annotation after the bank's first entry: kept outside the policy.
+                g.permanent.push(p.index);
+                Write::Permanent { evict: Vec::new() }
+            } else {
+                match g.policy.write(&Candidate { frame: p.index, quality: q, annotated: p.interaction }, &view) {
+                    Write::Permanent { evict } => Write::Permanent { evict: evict.into_iter().filter_map(|e| positions.get(e).copied()).collect() },
+                    other => other,
+                }
+            };
             decisions.push((decision, q));
         }
         if decisions.iter().all(|(d, _)| *d == Write::Skip) {

@@ -20,6 +20,8 @@ fn streams_own_their_network_and_are_send() {
     assert_send::<Model>();
     assert_send::<Propagator>();
     assert_send::<InferenceCore>();
+    assert_send::<memvos_model::Session>();
+    assert_send::<memvos_model::session::Run>();
     // A struct keeps the model and its stream together, and a thread runs it.
     struct Tracker {
         core: InferenceCore,
