@@ -423,3 +423,55 @@ fn readers_and_counts_say_what_they_checked() {
     std::fs::write(&recipe, "method = \"stcn\"\nstage = 3\nlr = = 1\n").unwrap();
     fails_with("train", &["--recipe", s(&recipe), "--out", s(&dir.path().join("o")), "--no-dashboard"], &["bad.toml", "line 3, column"]);
 }
+
+#[test]
+fn segment_takes_annotations_of_any_frame_in_either_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 1, 8, 12);
+    let frames = root.join("JPEGImages/480p/synth-0000");
+    let gt = root.join("Annotations/480p/synth-0000");
+    let seg = |ann: &Path, out: &Path, direction: &str| -> Output {
+        Command::new(example("segment").unwrap()).args(["--frames", s(&frames), "--annotations", s(ann), "--direction", direction, "--out", s(out), "--device", "cpu"]).output().unwrap()
+    };
+    let pngs = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".png")).collect();
+        v.sort();
+        v
+    };
+    // Annotated on its last frame only: backward fills the whole video.
+    let last = dir.path().join("last");
+    std::fs::create_dir_all(&last).unwrap();
+    std::fs::copy(gt.join("00007.png"), last.join("00007.png")).unwrap();
+    let out = dir.path().join("back");
+    let o = seg(&last, &out, "backward");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(pngs(&out), (0..8).map(|i| format!("{i:05}.png")).collect::<Vec<_>>());
+    assert_eq!(memvos::data::read_mask(&out.join("00007.png")).unwrap().labels, memvos::data::read_mask(&gt.join("00007.png")).unwrap().labels, "the annotated frame is its annotation");
+    assert!(out.join("overlay.gif").is_file());
+    // Forward from the last frame writes only it; both from frames 0 and 7 writes every frame.
+    let o = seg(&last, &dir.path().join("fwd"), "forward");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(pngs(&dir.path().join("fwd")), vec!["00007.png".to_string()]);
+    let two = dir.path().join("two");
+    std::fs::create_dir_all(&two).unwrap();
+    for f in ["00000.png", "00007.png"] {
+        std::fs::copy(gt.join(f), two.join(f)).unwrap();
+    }
+    let o = seg(&two, &dir.path().join("both"), "both");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(pngs(&dir.path().join("both")).len(), 8);
+    // Errors name the file: a name that is no frame, another size, an empty folder.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(gt.join("00000.png"), bad.join("frame-zero.png")).unwrap();
+    let args = |ann: &Path| vec!["--frames".to_string(), s(&frames).into(), "--annotations".into(), s(ann).into(), "--out".into(), s(&dir.path().join("o")).into(), "--device".into(), "cpu".into()];
+    let call = |a: Vec<String>, needles: &[&str]| fails_with("segment", &a.iter().map(String::as_str).collect::<Vec<_>>(), needles);
+    call(args(&bad), &["frame-zero.png", "no frame is named frame-zero"]);
+    std::fs::remove_file(bad.join("frame-zero.png")).unwrap();
+    write_mask(&bad.join("00003.png"), &LabelMap::zeros(10, 10), &Palette::davis()).unwrap();
+    call(args(&bad), &["00003.png", "10x10", "80x48"]);
+    std::fs::remove_file(bad.join("00003.png")).unwrap();
+    call(args(&bad), &["bad", "no annotation"]);
+    // --direction backward without annotations is refused.
+    fails_with("segment", &["--frames", s(&frames), "--masks", s(&gt), "--direction", "backward", "--out", s(&dir.path().join("o")), "--device", "cpu"], &["--direction", "--annotations"]);
+}

@@ -63,14 +63,10 @@ pub fn tensors(data: &[u8]) {
 /// The optimiser-state reader a training resume uses: the burnpack optimiser record, its
 /// parameter ids, and loading it into Adam.
 pub fn optimiser(data: &[u8]) {
-    let bytes = burn::tensor::Bytes::from_bytes_vec(data.to_vec());
-    if let Ok(reader) = burn_pack::Reader::from_bytes(bytes.clone()) {
-        let _ = reader.scalars().len();
-        for n in reader.tensor_names() {
-            let _ = reader.tensor_data(n);
-        }
+    // As a resume does: checked first, loaded into Adam only when the check passes.
+    if crate::weights::check_optimizer_state(data).is_ok() {
+        let _ = burn::optim::AdamConfig::new().init().from_bytes(burn::tensor::Bytes::from_bytes_vec(data.to_vec()));
     }
-    let _ = burn::optim::AdamConfig::new().init().from_bytes(bytes);
 }
 
 /// Every target by name.

@@ -61,7 +61,7 @@ pub use model::{Kernels, Model, ModelError, ModelOptions, ModelSource};
 pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};
 pub use qdmn::Qdmn;
-pub use session::{Direction, FrameSource, Frames, Session, SessionError, Until};
+pub use session::{Direction, Fill, FrameSource, Frames, Session, SessionError, Until};
 pub use stcn::{Stcn, StcnConfig};
 pub use weights::WeightError;
 

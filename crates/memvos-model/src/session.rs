@@ -145,6 +145,52 @@ pub enum SessionError {
     NothingToStartFrom { frame: usize, name: String },
     #[error("the video has no frames")]
     Empty,
+    #[error("{path}: no frame is named {stem} (annotations are named like the frames they annotate)")]
+    UnknownAnnotation { path: PathBuf, stem: String },
+    #[error("{path}: the annotation is {got_w}x{got_h} (WxH), the frames {want_w}x{want_h}")]
+    AnnotationFileSize { path: PathBuf, got_w: usize, got_h: usize, want_w: usize, want_h: usize },
+    #[error("{dir}: no annotation (PNG named like a frame) in the folder")]
+    NoAnnotations { dir: PathBuf },
+}
+
+/// The annotations in `dir` of a video whose frames are `names` (`height × width`): every PNG
+/// named like a frame, as `(frame, labels)` in frame order; a PNG that matches no frame, a size
+/// that differs, or a folder without a PNG is an error naming the file.
+pub fn read_annotations(dir: &Path, names: &[String], (h, w): (usize, usize)) -> Result<Vec<(usize, LabelMap)>, SessionError> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let listed = memvos_data::layout::video_folder(&name, dir, None).map_err(|e| match e {
+        DataError::EmptyVideo { .. } => SessionError::NoAnnotations { dir: dir.to_path_buf() },
+        other => other.into(),
+    })?;
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut out = Vec::new();
+    for f in &listed.frames {
+        let Some(path) = f.image.as_ref().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))) else { continue };
+        let Some(&i) = index.get(f.name.as_str()) else {
+            return Err(SessionError::UnknownAnnotation { path: path.clone(), stem: f.name.clone() });
+        };
+        let labels = memvos_data::read_mask(path)?.labels;
+        if (labels.height(), labels.width()) != (h, w) {
+            return Err(SessionError::AnnotationFileSize { path: path.clone(), got_w: labels.width(), got_h: labels.height(), want_w: w, want_h: h });
+        }
+        out.push((i, labels));
+    }
+    if out.is_empty() {
+        return Err(SessionError::NoAnnotations { dir: dir.to_path_buf() });
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+/// Which runs [`Session::fill`] makes from the annotations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// From each annotation towards the end, up to the next annotation.
+    Forward,
+    /// From each annotation towards frame 0, down to the previous annotation.
+    Backward,
+    /// Both: every frame gets the run of its nearest annotation on each side.
+    Both,
 }
 
 /// One frame's result of a run.
@@ -405,6 +451,41 @@ impl Session {
     pub fn propagate(&mut self, from: usize, direction: Direction, until: Until) -> Result<Propagation<'_>, SessionError> {
         let run = self.start(from, direction, until)?;
         Ok(Propagation { session: self, run })
+    }
+
+    /// Reads every PNG of `dir` named like a frame as that frame's complete annotation (natural
+    /// order; a name that matches no frame, a size that differs from the frames, or a folder
+    /// with no PNG is an error naming the file). Returns the annotated frames.
+    pub fn annotate_from_folder(&mut self, dir: &Path) -> Result<Vec<usize>, SessionError> {
+        let names: Vec<String> = (0..self.len()).map(|i| self.frames.name(i).to_string()).collect();
+        let read = read_annotations(dir, &names, self.size)?;
+        let frames = read.iter().map(|(i, _)| *i).collect();
+        for (i, labels) in read {
+            self.annotate(i, labels)?;
+        }
+        Ok(frames)
+    }
+
+    /// Runs from every annotation as `which` says, each stopping before the next annotation;
+    /// `on_frame(frame, progress of the run)` after each frame. Returns the frames segmented.
+    pub fn fill(&mut self, which: Fill, mut on_frame: impl FnMut(usize, Progress)) -> Result<usize, SessionError> {
+        let mut runs: Vec<(usize, Direction)> = Vec::new();
+        if which != Fill::Backward {
+            runs.extend(self.annotated().into_iter().map(|a| (a, Direction::Forward)));
+        }
+        if which != Fill::Forward {
+            runs.extend(self.annotated().into_iter().rev().map(|a| (a, Direction::Backward)));
+        }
+        let mut done = 0;
+        for (from, direction) in runs {
+            let mut run = self.start(from, direction, Until::NextAnnotation)?;
+            while let Some(r) = run.step(self) {
+                let (i, _) = r?;
+                done += 1;
+                on_frame(i, run.progress());
+            }
+        }
+        Ok(done)
     }
 
     /// Writes every frame's labels as palette PNGs named like the frames into `dir` (a DAVIS

@@ -322,6 +322,46 @@ fn verify_zip(path: &Path, bytes: &[u8]) -> Result<(), WeightError> {
     Ok(())
 }
 
+/// The most dimensions of a parameter burn's optimiser state may claim.
+const MAX_STATE_RANK: u64 = 8;
+
+/// Checks an optimiser state file (burn's burnpack optimiser record, as a training checkpoint
+/// writes it) before burn loads it — burn's loader panics on some malformed records — and
+/// returns the parameter ids it holds state for: every tensor carries a parameter id matching
+/// its name (`ID.field`), ranks are small and agree with the tensors, and the tensors' bytes
+/// fit the file.
+pub fn check_optimizer_state(bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let reader = burn_pack::Reader::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| format!("not an optimiser state: {e}"))?;
+    let mut ranks = BTreeMap::new();
+    for (name, value) in reader.scalars() {
+        if let Some(id) = name.strip_suffix(".__rank") {
+            let id: u64 = id.parse().map_err(|_| format!("scalar {name}: {id:?} is not a parameter id"))?;
+            let rank = u64::try_from(*value).ok().filter(|&r| r <= MAX_STATE_RANK).ok_or_else(|| format!("scalar {name}: not a rank of at most {MAX_STATE_RANK}"))?;
+            ranks.insert(id, rank as usize);
+        }
+    }
+    let tensors = reader.into_tensors().map_err(|e| format!("optimiser state: {e}"))?;
+    for t in &tensors {
+        let id = t.param_id.ok_or_else(|| format!("tensor {} carries no parameter id", t.name))?;
+        let prefix = t.name.split('.').next().unwrap_or_default();
+        if prefix.parse::<u64>().ok() != Some(id) {
+            return Err(format!("tensor {} is not named after its parameter id {id}", t.name));
+        }
+        let rank = t.shape.len();
+        if rank as u64 > MAX_STATE_RANK || ranks.get(&id).is_some_and(|&r| r != rank) {
+            return Err(format!("tensor {} has {rank} dimensions, its parameter's rank says otherwise", t.name));
+        }
+        ranks.entry(id).or_insert(rank);
+        let elements = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).ok_or_else(|| format!("tensor {}: shape overflows", t.name))?;
+        if elements.checked_mul(t.dtype.size() as u64).is_none_or(|b| b != t.byte_len() as u64) {
+            return Err(format!("tensor {}: its bytes do not fit its shape", t.name));
+        }
+    }
+    let mut ids: Vec<u64> = ranks.into_keys().collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// The PyTorch `state_dict` names a module expects (without `num_batches_tracked`).
 pub fn expected_names<M: Module + ModuleSnapshot>(module: &M, inverse_renames: &[(&str, &str)]) -> Vec<String> {
     formula::state_dict_entries(module, inverse_renames).into_iter().map(|(n, _)| n).collect()

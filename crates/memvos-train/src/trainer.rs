@@ -482,13 +482,10 @@ fn check_optimiser_ids<M: Module>(bytes: &[u8], net: &M, path: &Path) -> Result<
     Ok(())
 }
 
-/// The parameter ids an optimiser state file (burn's burnpack optimiser record) holds state for.
+/// The parameter ids an optimiser state file (burn's burnpack optimiser record) holds state for,
+/// after checking it can be loaded ([`weights::check_optimizer_state`]).
 pub fn optimiser_param_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| format!("not an optimiser state: {e}"))?;
-    let mut ids: Vec<u64> = reader.scalars().keys().filter_map(|k| k.strip_suffix(".__rank")).filter_map(|id| id.parse().ok()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    weights::check_optimizer_state(bytes)
 }
 
 #[allow(clippy::too_many_arguments)]
