@@ -31,4 +31,5 @@ pub use memvos_backbone as backbone;
 pub use memvos_cpu as cpu;
 pub use memvos_memory as memory;
 pub use memvos_model as model;
+pub use memvos_studio as studio;
 pub use memvos_train as train;

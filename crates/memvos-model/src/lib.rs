@@ -33,6 +33,7 @@
 
 pub mod aggregate;
 pub mod blocks;
+pub mod correspond;
 pub mod cpu;
 pub mod fuzzing;
 pub mod gsfm;
