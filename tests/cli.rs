@@ -475,3 +475,25 @@ fn segment_takes_annotations_of_any_frame_in_either_direction() {
     // --direction backward without annotations is refused.
     fails_with("segment", &["--frames", s(&frames), "--masks", s(&gt), "--direction", "backward", "--out", s(&dir.path().join("o")), "--device", "cpu"], &["--direction", "--annotations"]);
 }
+
+#[test]
+fn correspond_writes_a_heat_map_and_the_studio_checks_its_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 1, 3, 14);
+    let frames = root.join("JPEGImages/480p/synth-0000");
+    let heat = dir.path().join("heat.png");
+    let (a, b) = (frames.join("00000.jpg"), frames.join("00002.jpg"));
+    let o = run("correspond", &["--from", s(&a), "--to", s(&b), "--point", "40,24", "--out", s(&heat), "--device", "cpu"]).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is most like"));
+    let img = image::open(&heat).unwrap();
+    assert_eq!((img.width(), img.height()), (80, 48));
+    fails_with("correspond", &["--from", s(&a), "--to", s(&b), "--point", "400,24", "--out", s(&heat), "--device", "cpu"], &["--point", "outside"]);
+    fails_with("correspond", &["--from", s(&a), "--to", s(&b), "--point", "1,1", "--out", s(&b), "--device", "cpu"], &["--out", "is --to"]);
+    // The studio refuses an export folder on its inputs and bad annotations before serving.
+    fails_with("studio", &["--frames", s(&frames), "--out", s(&frames), "--no-open", "--device", "cpu"], &["--out", "is --frames"]);
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    write_mask(&bad.join("00001.png"), &LabelMap::zeros(5, 5), &Palette::davis()).unwrap();
+    fails_with("studio", &["--frames", s(&frames), "--masks", s(&bad), "--out", s(&dir.path().join("o")), "--no-open", "--device", "cpu"], &["00001.png", "5x5"]);
+}
