@@ -244,16 +244,10 @@ impl ModelArgs {
         if self.kernel {
             cfg.kernel = Some(memvos_model::propagator::KERNEL_SIGMA);
         }
-        let p = &mut cfg.policy;
-        if let Some(kind) = self.policy.filter(|&k| k != p.kind) {
-            p.kind = kind;
-            if kind != PolicyKind::Qdmn {
-                p.threshold = None;
-            }
-            if !kind.bounded() {
-                p.capacity = None;
-            }
+        if let Some(kind) = self.policy {
+            cfg = cfg.with_policy(kind);
         }
+        let p = &mut cfg.policy;
         p.every = self.mem_every.unwrap_or(p.every);
         p.include_last |= self.include_last;
         p.capacity = self.capacity.or(p.capacity);

@@ -45,7 +45,8 @@ pub enum Write {
 }
 
 impl Write {
-    fn keep() -> Self {
+    /// Stored, evicting nothing.
+    pub fn keep() -> Self {
         Write::Permanent { evict: Vec::new() }
     }
 }

@@ -110,6 +110,15 @@ impl PropagatorConfig {
 
     /// This configuration with another policy kind (its other settings kept).
     pub fn with_policy(mut self, kind: PolicyKind) -> Self {
+        if kind != self.policy.kind {
+            // Settings the new policy would refuse go: a QDMN threshold, a bounded capacity.
+            if kind != PolicyKind::Qdmn {
+                self.policy.threshold = None;
+            }
+            if !kind.bounded() {
+                self.policy.capacity = None;
+            }
+        }
         self.policy.kind = kind;
         self
     }

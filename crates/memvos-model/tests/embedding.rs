@@ -95,3 +95,15 @@ fn a_wrapper_that_edits_the_query_is_heard_on_both_paths() {
     eprintln!("edit moves probabilities by {changed:.3e}; burn vs CPU path with the edit: {between:.3e}");
     assert!(between < 1e-3, "the CPU path ignored the edited query: {between}");
 }
+
+#[test]
+fn switching_policy_clears_what_the_new_one_refuses() {
+    let qdmn = PropagatorConfig::for_method(Method::Qdmn, Benchmark::Davis2017);
+    assert!(qdmn.policy.threshold.is_some() && qdmn.policy.capacity.is_some());
+    let fifo = qdmn.clone().with_policy(memvos_memory::PolicyKind::Fifo);
+    assert_eq!((fifo.policy.threshold, fifo.policy.capacity), (None, Some(22)));
+    assert!(fifo.policy.build().is_ok(), "QDMN's config switched to FIFO builds");
+    let every = qdmn.with_policy(memvos_memory::PolicyKind::EveryN);
+    assert_eq!((every.policy.threshold, every.policy.capacity), (None, None));
+    assert!(every.policy.build().is_ok());
+}
