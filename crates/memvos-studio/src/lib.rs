@@ -213,6 +213,10 @@ fn frame_index(app: &App, i: &str) -> Result<usize, Response> {
 }
 
 async fn info(State(app): State<App>) -> Response {
+    // One lock at a time (the worker takes the session and the progress separately).
+    let running = lock(&app.running).as_ref().map(|r| json!({"direction": r.direction, "done": r.done, "total": r.total, "fps": r.fps}));
+    let error = lock(&app.last_error).clone();
+    let object_names = lock(&app.names).clone();
     let s = lock(&app.session);
     let (h, w) = s.size();
     let names: Vec<&str> = (0..s.len()).map(|i| s.frame_name(i)).collect();
@@ -220,10 +224,9 @@ async fn info(State(app): State<App>) -> Response {
     let labelled: Vec<usize> = (0..s.len()).filter(|&i| s.labels(i).is_some()).collect();
     let palette: Vec<[u8; 3]> = (0..=255u8).map(|i| app.palette.colour(i).unwrap_or([0, 0, 0])).collect();
     let mut objects: BTreeMap<u8, String> = s.objects().into_iter().map(|id| (id, format!("object {id}"))).collect();
-    for (id, n) in lock(&app.names).iter() {
-        objects.insert(*id, n.clone());
+    for (id, n) in object_names {
+        objects.insert(id, n);
     }
-    let running = lock(&app.running).as_ref().map(|r| json!({"direction": r.direction, "done": r.done, "total": r.total, "fps": r.fps}));
     let body = json!({
         "video": app.name,
         "frames": s.len(),
@@ -235,7 +238,7 @@ async fn info(State(app): State<App>) -> Response {
         "objects": objects.iter().map(|(id, n)| json!({"id": id, "name": n})).collect::<Vec<_>>(),
         "palette": palette,
         "running": running,
-        "error": lock(&app.last_error).clone(),
+        "error": error,
         "method": app.net.method().name(),
     });
     axum::Json(body).into_response()
@@ -358,17 +361,21 @@ async fn propagate(State(app): State<App>, axum::Json(req): axum::Json<Propagate
         "both" => vec![Direction::Backward, Direction::Forward],
         other => return bad(StatusCode::BAD_REQUEST, format!("direction {other:?}: expected forward, backward or both")),
     };
+    let (len, has_mask) = {
+        let s = lock(&app.session);
+        (s.len(), req.from < s.len() && s.labels(req.from).is_some())
+    };
+    if req.from >= len {
+        return bad(StatusCode::BAD_REQUEST, format!("frame {}: the video has {len} frames", req.from));
+    }
+    if !has_mask {
+        return bad(StatusCode::UNPROCESSABLE_ENTITY, format!("frame {} has no mask to start from: paint or import one", req.from));
+    }
     {
+        // Never held together with the session's lock.
         let mut running = lock(&app.running);
         if running.is_some() {
             return bad(StatusCode::CONFLICT, "a propagation is already running");
-        }
-        let s = lock(&app.session);
-        if req.from >= s.len() {
-            return bad(StatusCode::BAD_REQUEST, format!("frame {}: the video has {} frames", req.from, s.len()));
-        }
-        if s.labels(req.from).is_none() {
-            return bad(StatusCode::UNPROCESSABLE_ENTITY, format!("frame {} has no mask to start from: paint or import one", req.from));
         }
         *running = Some(Running { direction: req.direction.clone(), done: 0, total: 0, fps: 0.0 });
     }
