@@ -183,15 +183,7 @@ fn run_annotations(args: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Er
     let start = Instant::now();
     let done = session.fill(which, |_, _| progress.inc(1))?;
     progress.finish();
-    let mut gif = Vec::with_capacity(covered.len());
-    let mut written = 0;
-    for i in 0..names.len() {
-        let Some(labels) = session.labels(i).cloned() else { continue };
-        write_mask(&args.out.join(format!("{}.png", names[i])), &labels, &palette)?;
-        gif.push(overlay(session.frame(i)?.as_ref(), &labels, &palette, 0.5)?);
-        written += 1;
-    }
-    write_gif(&args.out.join("overlay.gif"), &gif, 100, 480)?;
+    let written = session.export(&args.out, &palette)?;
     let secs = start.elapsed().as_secs_f64();
     println!("wrote {written} masks and overlay.gif to {} in {secs:.1} s ({done} frames segmented, {:.2} FPS)", args.out.display(), done as f64 / secs.max(1e-9));
     Ok(())

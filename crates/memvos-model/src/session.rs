@@ -488,23 +488,20 @@ impl Session {
         Ok(done)
     }
 
-    /// Writes every frame's labels as palette PNGs named like the frames into `dir` (a DAVIS
-    /// results folder for this video); frames nothing reached are written as background.
-    /// Returns how many frames had labels.
-    pub fn export(&self, dir: &Path, palette: &Palette) -> Result<usize, SessionError> {
-        let (h, w) = self.size;
-        let mut labelled = 0;
+    /// Writes the labels of every frame that has some as palette PNGs named like the frames
+    /// into `dir` (a DAVIS results folder for this video), and `overlay.gif` of those frames.
+    /// Returns how many frames were written (none, and no GIF, before any annotation).
+    pub fn export(&mut self, dir: &Path, palette: &Palette) -> Result<usize, SessionError> {
+        let mut gif = Vec::new();
         for i in 0..self.len() {
-            let labels = match self.labels(i) {
-                Some(l) => {
-                    labelled += 1;
-                    l.clone()
-                }
-                None => LabelMap::zeros(h, w),
-            };
+            let Some(labels) = self.labels(i).cloned() else { continue };
             memvos_data::write_mask(&dir.join(format!("{}.png", self.frame_name(i))), &labels, palette)?;
+            gif.push(memvos_data::overlay::overlay(self.frame(i)?.as_ref(), &labels, palette, 0.5)?);
         }
-        Ok(labelled)
+        if !gif.is_empty() {
+            memvos_data::overlay::write_gif(&dir.join("overlay.gif"), &gif, 100, 480)?;
+        }
+        Ok(gif.len())
     }
 }
 

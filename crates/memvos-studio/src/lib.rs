@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use burn::tensor::Device;
 use memvos_data::frame::{Frame, LabelMap};
-use memvos_data::{Palette, overlay};
+use memvos_data::Palette;
 use memvos_model::correspond::{correspondence, heat_overlay};
 use memvos_model::{Direction, Session, SharedNetwork, Until};
 use serde::Deserialize;
@@ -484,24 +484,13 @@ async fn correspond(State(app): State<App>, Query(q): Query<CorrespondRequest>) 
 
 /// Writes every labelled frame as a palette PNG (named like the frame) and `overlay.gif` into
 /// the output folder.
-async fn export(State(app): State<App>, _headers: HeaderMap) -> Response {
+async fn export(State(app): State<App>) -> Response {
     let r = blocking(move || {
         refuse_while_running(&app)?;
-        let err = |e: String| bad(StatusCode::INTERNAL_SERVER_ERROR, e);
-        let mut s = lock(&app.session);
-        let mut gif = Vec::new();
-        let mut written = 0;
-        for i in 0..s.len() {
-            let Some(l) = s.labels(i).cloned() else { continue };
-            memvos_data::write_mask(&app.out.join(format!("{}.png", s.frame_name(i))), &l, &app.palette).map_err(|e| err(e.to_string()))?;
-            let f = s.frame(i).map_err(|e| err(e.to_string()))?;
-            gif.push(overlay::overlay(&f, &l, &app.palette, 0.5).map_err(|e| err(e.to_string()))?);
-            written += 1;
-        }
+        let written = lock(&app.session).export(&app.out, &app.palette).map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         if written == 0 {
             return Err(bad(StatusCode::UNPROCESSABLE_ENTITY, "nothing to export yet: annotate a frame first"));
         }
-        overlay::write_gif(&app.out.join("overlay.gif"), &gif, 100, 480).map_err(|e| err(e.to_string()))?;
         Ok(json!({"written": written, "out": app.out.display().to_string()}))
     })
     .await;

@@ -473,7 +473,7 @@ fn sha256(bytes: &[u8]) -> String {
 /// parameter id, ids the model record restores, so a state file of another run or another
 /// network holds ids the network does not have (burn would silently start from zero moments).
 fn check_optimiser_ids<M: Module>(bytes: &[u8], net: &M, path: &Path) -> Result<(), TrainError> {
-    let ids = optimiser_param_ids(bytes).map_err(|e| ckpt_err(path, e))?;
+    let ids = weights::check_optimizer_state(bytes).map_err(|e| ckpt_err(path, e))?;
     let params: std::collections::BTreeSet<u64> = burn::module::list_param_ids(net).into_iter().map(|p| p.val()).collect();
     let foreign = ids.iter().filter(|id| !params.contains(id)).count();
     if ids.is_empty() || foreign > 0 {
@@ -482,11 +482,6 @@ fn check_optimiser_ids<M: Module>(bytes: &[u8], net: &M, path: &Path) -> Result<
     Ok(())
 }
 
-/// The parameter ids an optimiser state file (burn's burnpack optimiser record) holds state for,
-/// after checking it can be loaded ([`weights::check_optimizer_state`]).
-pub fn optimiser_param_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
-    weights::check_optimizer_state(bytes)
-}
 
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], earlier: &[RecipeChange], out: &Path) -> Result<(), TrainError> {
