@@ -1,11 +1,13 @@
-//! Affinity kernels at 480p (1,620 query positions), C_k 64 and 128, memories of 1, 4, 16 and
+//! Read kernels (burn's tensor kernels and memvos's CPU top-k read, one `ReadKernel` interface)
+//! at 480p (1,620 query positions), C_k 64 and 128, memories of 1, 4, 16 and
 //! 64 frames; throughput in memory positions. `cargo bench --bench affinity [-- FILTER]`.
 //! The `kernel_table` example prints the same kernels with GFLOP/s against the machine's
 //! matrix-product peak.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use memvos::burn::tensor::Device;
-use memvos::memory::bench::{Kernel, Workload};
+use memvos::memory::bench::Workload;
+use memvos::model::cpu::read_kernels;
 
 fn bench(c: &mut Criterion) {
     let device = Device::flex();
@@ -15,14 +17,9 @@ fn bench(c: &mut Criterion) {
             let mut g = c.benchmark_group(format!("affinity_480p/ck{ck}/mem{frames}"));
             g.sample_size(10);
             g.throughput(Throughput::Elements(w.n() as u64));
-            for k in Kernel::ALL {
-                g.bench_with_input(BenchmarkId::from_parameter(k.name()), &w, |b, w| {
-                    b.iter(|| {
-                        let out = k.run(w);
-                        device.sync().ok();
-                        out
-                    })
-                });
+            for k in read_kernels() {
+                let mut call = k.prepare(&w).expect("benchmark workloads are well-formed");
+                g.bench_function(BenchmarkId::from_parameter(k.name()), |b| b.iter(&mut call));
             }
             g.finish();
         }

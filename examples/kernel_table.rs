@@ -1,12 +1,14 @@
-//! Prints the affinity kernels of `benches/affinity.rs` as a table: median time, GFLOP/s (matrix
-//! work only, see `Kernel::flops`) and the share of the machine's measured matrix-product peak.
+//! Prints the read kernels of `benches/affinity.rs` as a table — burn's tensor kernels and
+//! memvos's CPU top-k read, through one `ReadKernel` interface: median time, GFLOP/s (matrix
+//! work only, see `ReadKernel::flops`) and the share of the machine's measured matrix-product peak.
 //!
 //! `cargo run --release --example kernel_table -- [--device cpu] [--frames 1,4,16,64] [--repeats 3]`
 
 use clap::Parser;
 use memvos::burn::tensor::{Distribution, Tensor};
 use memvos::device::DeviceChoice;
-use memvos::memory::bench::{Kernel, Workload, matmul_flops};
+use memvos::memory::bench::{Workload, matmul_flops};
+use memvos::model::cpu::read_kernels;
 use memvos::timing::median_seconds as median_s;
 
 #[derive(Parser)]
@@ -44,9 +46,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for &ck in &args.key_channels {
         for &frames in &args.frames {
             let w = Workload::new(ck, frames, &device);
-            for k in Kernel::ALL {
-                k.run(&w)?;
-                let t = median_s(&device, args.repeats, || k.run(&w));
+            for k in read_kernels() {
+                let mut call = k.prepare(&w)?;
+                call()?;
+                let t = median_s(&device, args.repeats, &mut call);
                 let gflops = k.flops(&w) / t / 1e9;
                 println!("| {} | {ck} | {frames} | {} | {:.1} | {gflops:.1} | {:.0}% |", k.name(), w.n(), t * 1e3, 100.0 * gflops / peak);
             }

@@ -215,7 +215,7 @@ impl ModelArgs {
     pub fn load(&self) -> Result<Loaded, RunError> {
         self.check()?;
         let selected = select(self.device)?;
-        let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels() };
+        let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels(), ..ModelOptions::default() };
         let source = match &self.weights {
             Some(w) => ModelSource::Path(w),
             None => ModelSource::Default,

@@ -1,5 +1,5 @@
 #![no_main]
-//! `cargo +nightly fuzz run optimiser`: see memvos_model::fuzzing::optimiser.
+//! `cargo +nightly fuzz run optimiser`: see memvos_train::fuzzing::optimiser.
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| memvos_model::fuzzing::optimiser(data));
+fuzz_target!(|data: &[u8]| memvos_train::fuzzing::optimiser(data));

@@ -9,6 +9,8 @@
 //! `downsample.0`/`downsample.1` of torchvision are `downsample.conv`/`downsample.bn` here (see
 //! [`DOWNSAMPLE_RENAMES`]).
 
+#![warn(missing_docs)]
+
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -23,8 +25,11 @@ pub const DOWNSAMPLE_RENAMES: [(&str, &str); 2] = [(r"\.downsample\.0\.", ".down
 /// Which ResNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Depth {
+    /// ResNet-18 (BasicBlocks).
     R18,
+    /// ResNet-50 (Bottlenecks).
     R50,
+    /// ResNet-101 (Bottlenecks).
     R101,
 }
 
@@ -38,6 +43,7 @@ impl Depth {
         }
     }
 
+    /// Whether its blocks are Bottlenecks (ResNet-50/101) rather than BasicBlocks.
     pub fn bottleneck(self) -> bool {
         !matches!(self, Depth::R18)
     }
@@ -51,6 +57,7 @@ impl Depth {
 /// A trunk's configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResNetConfig {
+    /// Which ResNet.
     pub depth: Depth,
     /// Input channels of conv1 (3 for RGB, 5 for RGB + own mask + others mask).
     pub in_channels: usize,
@@ -82,19 +89,28 @@ fn bn(n: usize, device: &Device) -> BatchNorm {
 /// torchvision's `downsample`: a strided 1×1 conv and a BatchNorm.
 #[derive(Module, Debug)]
 pub struct Downsample {
+    /// The strided 1×1 convolution.
     pub conv: Conv2d,
+    /// Its BatchNorm.
     pub bn: BatchNorm,
 }
 
 /// A residual block: BasicBlock (two 3×3 convs) or Bottleneck (1×1, 3×3 with the stride, 1×1).
 #[derive(Module, Debug)]
 pub struct Block {
+    /// First convolution (3×3 in a BasicBlock, 1×1 in a Bottleneck).
     pub conv1: Conv2d,
+    /// BatchNorm after `conv1`.
     pub bn1: BatchNorm,
+    /// Second convolution (3×3; carries the block's stride).
     pub conv2: Conv2d,
+    /// BatchNorm after `conv2`.
     pub bn2: BatchNorm,
+    /// Third convolution (the Bottleneck's expanding 1×1; `None` in a BasicBlock).
     pub conv3: Option<Conv2d>,
+    /// BatchNorm after `conv3`.
     pub bn3: Option<BatchNorm>,
+    /// The shortcut's projection when the block changes stride or width.
     pub downsample: Option<Downsample>,
 }
 
@@ -126,6 +142,7 @@ impl Block {
         }
     }
 
+    /// `relu(block(x) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
             Some(d) => d.bn.forward(d.conv.forward(x.clone())),
@@ -143,11 +160,17 @@ impl Block {
 /// A ResNet trunk up to `layer3`.
 #[derive(Module, Debug)]
 pub struct ResNet {
+    /// The 7×7 stride-2 stem convolution.
     pub conv1: Conv2d,
+    /// The stem's BatchNorm.
     pub bn1: BatchNorm,
+    /// 3×3 stride-2 max pooling.
     pub maxpool: MaxPool2d,
+    /// Stride-4 blocks.
     pub layer1: Vec<Block>,
+    /// Stride-8 blocks.
     pub layer2: Vec<Block>,
+    /// Stride-16 blocks.
     pub layer3: Vec<Block>,
 }
 
@@ -180,6 +203,7 @@ impl ResNetConfig {
         [self.width * e, 2 * self.width * e, 4 * self.width * e]
     }
 
+    /// The trunk with freshly initialised weights (torchvision's initialisation) on `device`.
     pub fn init(&self, device: &Device) -> ResNet {
         let bottleneck = self.depth.bottleneck();
         let expansion = if bottleneck { 4 } else { 1 };

@@ -19,10 +19,15 @@ pub enum Winograd {
 /// A square convolution's shape (PyTorch's `Conv2d(cin, cout, k, stride, padding)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
+    /// Input channels.
     pub cin: usize,
+    /// Output channels.
     pub cout: usize,
+    /// Kernel size (`k × k`).
     pub k: usize,
+    /// Stride.
     pub stride: usize,
+    /// Zero padding on every side.
     pub pad: usize,
 }
 
@@ -54,10 +59,15 @@ pub enum ConvKind {
 /// `w' = w·γ/√(σ²+ε)`, `b' = (b − μ)·γ/√(σ²+ε) + β`.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNormFold<'a> {
+    /// Scale γ per channel.
     pub gamma: &'a [f32],
+    /// Shift β per channel.
     pub beta: &'a [f32],
+    /// Running mean μ per channel.
     pub mean: &'a [f32],
+    /// Running variance σ² per channel.
     pub var: &'a [f32],
+    /// ε added to the variance.
     pub eps: f64,
 }
 
@@ -75,7 +85,9 @@ pub struct Fuse<'a> {
 /// A convolution ready to run: folded, packed weights and its bias.
 #[derive(Clone, Debug)]
 pub struct PackedConv {
+    /// The convolution's shape.
     pub spec: ConvSpec,
+    /// How it is computed (pointwise, im2col, Winograd), which decides the packed layout.
     pub kind: ConvKind,
     /// Pointwise / im2col: `[k·k·cin][cout]` (rows ordered `ky, kx, ci`); Winograd: `U[α²][cin][cout]`.
     weight: Vec<f32>,

@@ -16,6 +16,8 @@
 //! each running single-threaded matrix products (the `gemm` crate's kernels, chosen at run time:
 //! AVX2/FMA or AVX-512 where the CPU has them).
 
+#![warn(missing_docs)]
+
 mod conv;
 mod memory;
 mod nhwc;

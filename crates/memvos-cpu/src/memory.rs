@@ -23,13 +23,19 @@ pub struct TopKRead<'a> {
     pub values: &'a [f32],
     /// Query keys `[C_k][M]`.
     pub query: &'a [f32],
+    /// Key channels `C_k`.
     pub ck: usize,
+    /// Memory positions `N`.
     pub n: usize,
+    /// Query positions `M`.
     pub m: usize,
+    /// Objects `K`.
     pub objects: usize,
+    /// Value channels `C_v`.
     pub cv: usize,
     /// Memory positions kept per query position (`k ≥ N` keeps all: the full softmax).
     pub top: usize,
+    /// How keys are compared.
     pub affinity: Affinity,
 }
 

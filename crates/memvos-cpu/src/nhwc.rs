@@ -6,14 +6,20 @@ use rayon::prelude::*;
 /// A feature map, `[N, H, W, C]` row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nhwc {
+    /// Batch size.
     pub n: usize,
+    /// Height.
     pub h: usize,
+    /// Width.
     pub w: usize,
+    /// Channels.
     pub c: usize,
+    /// The values, `[n][h][w][c]` row-major.
     pub data: Vec<f32>,
 }
 
 impl Nhwc {
+    /// A map of zeros.
     pub fn zeros(n: usize, h: usize, w: usize, c: usize) -> Self {
         Nhwc { n, h, w, c, data: vec![0.0; n * h * w * c] }
     }

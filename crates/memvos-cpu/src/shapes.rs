@@ -9,9 +9,11 @@ use crate::{ConvSpec, Nhwc};
 pub struct ConvShape {
     /// Where it runs (`key.layer3.3x3`, `decoder.compress`, ...).
     pub name: &'static str,
+    /// The convolution.
     pub spec: ConvSpec,
     /// Input height and width.
     pub h: usize,
+    /// Input width.
     pub w: usize,
     /// Convolutions of this shape in one frame with one object (memory encoding counted once).
     pub count: usize,

@@ -9,19 +9,39 @@
 //! becomes a running ("online") softmax and top-k a running top-k. Both give the direct result
 //! up to float rounding.
 
-use burn::tensor::activation::softmax;
-use burn::tensor::{Int, IndexingUpdateOp, Tensor};
+use burn_tensor::activation::softmax;
+use burn_tensor::{Int, IndexingUpdateOp, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Inputs a kernel cannot work on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KernelError {
     #[error("top-k with k = {k} over {n} memory positions (k must be in 1..={n})")]
-    TopK { k: usize, n: usize },
+    /// A top-k that cannot be taken.
+    TopK {
+        /// The `k` asked for.
+        k: usize,
+        /// Memory positions.
+        n: usize,
+    },
     #[error("kernelised memory: {m} query positions do not make a {h}x{w} grid")]
-    Grid { m: usize, h: usize, w: usize },
+    /// Query positions that are not the grid the kernel was told.
+    Grid {
+        /// Query positions.
+        m: usize,
+        /// Grid height.
+        h: usize,
+        /// Grid width.
+        w: usize,
+    },
     #[error("{what}: {detail}")]
-    Shape { what: &'static str, detail: String },
+    /// Operands whose shapes do not fit together.
+    Shape {
+        /// Which operand.
+        what: &'static str,
+        /// What was expected and found.
+        detail: String,
+    },
 }
 
 /// Checks that memory keys `[B, C_k, N]`, values `[K, C_v, N]` and query keys `[B, C_k, M]`
@@ -170,6 +190,7 @@ pub enum Similarity {
 }
 
 impl Similarity {
+    /// The affinity `[B, N, M]` of memory keys `[B, C_k, N]` and query keys `[B, C_k, M]`.
     pub fn affinity(self, memory_keys: Tensor<3>, query_keys: Tensor<3>) -> Tensor<3> {
         match self {
             Similarity::Dot => dot_affinity(memory_keys, query_keys),
@@ -187,7 +208,16 @@ pub enum Selection {
     /// Softmax over the `k` largest affinities.
     TopK(usize),
     /// Kernelised memory ([`kernelized_scores`]) on the `h × w` query grid, then top-k.
-    Kernelized { k: usize, sigma: f64, h: usize, w: usize },
+    Kernelized {
+        /// Affinities kept per query position after the kernel.
+        k: usize,
+        /// The Gaussian kernel's width σ on the grid.
+        sigma: f64,
+        /// Query grid height.
+        h: usize,
+        /// Query grid width.
+        w: usize,
+    },
 }
 
 impl Selection {
@@ -285,7 +315,7 @@ pub fn read_chunked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use burn_tensor::{Device, TensorData};
 
     fn t3(v: Vec<f32>, shape: [usize; 3], d: &Device) -> Tensor<3> {
         Tensor::from_data(TensorData::new(v, shape), d)

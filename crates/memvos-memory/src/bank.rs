@@ -4,24 +4,47 @@
 //! (the previous frame) that the next write replaces. Entries are kept apart so a policy can
 //! evict any of them; reads concatenate the entries asked for.
 
-use burn::tensor::Tensor;
+use burn_tensor::Tensor;
 
 use crate::affinity::{self, Selection, Similarity, softmax_memory, topk_softmax};
-use crate::policy::StoredFrame;
+use crate::policy::{StoredFrame, Usage};
 
 /// Shape errors of memory writes and reads.
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error("memory {what}: expected {expected}, got {got:?}")]
-    Shape { what: &'static str, expected: String, got: Vec<usize> },
+    /// A tensor of the wrong shape.
+    Shape {
+        /// Which tensor.
+        what: &'static str,
+        /// The shape expected.
+        expected: String,
+        /// The shape given.
+        got: Vec<usize>,
+    },
     #[error("memory read before any frame was written")]
+    /// Nothing to read.
     Empty,
     #[error("memory entry {position} does not exist ({stored} stored)")]
-    NoEntry { position: usize, stored: usize },
+    /// A position past the stored entries.
+    NoEntry {
+        /// The position asked for.
+        position: usize,
+        /// Entries stored.
+        stored: usize,
+    },
     #[error("memory entry of frame {frame} has no auxiliary value")]
-    NoAux { frame: usize },
+    /// An auxiliary value read from an entry without one.
+    NoAux {
+        /// The entry's frame.
+        frame: usize,
+    },
     #[error("memory read: {0}")]
+    /// A kernel refused its inputs.
     Read(#[from] crate::affinity::KernelError),
+    #[error("memory usage: cannot read the weights back: {0}")]
+    /// Weights could not be read back from the device.
+    Data(String),
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +57,8 @@ struct Entry {
     value: Tensor<3>,
     /// `[K, C_v', h·w]`.
     aux: Option<Tensor<3>>,
+    /// How much queries have read it ([`MemoryBank::record_usage`]).
+    usage: Usage,
 }
 
 /// Which value of the entries a read returns.
@@ -52,14 +77,18 @@ pub struct ReadSpec<'a> {
     pub positions: Option<&'a [usize]>,
     /// Also read the temporary entry, if one is held.
     pub temporary: bool,
+    /// Which affinities are kept.
     pub selection: Selection,
+    /// Which values are read.
     pub slot: ValueSlot,
 }
 
 /// How a bank compares and reads.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReadConfig {
+    /// How keys are compared.
     pub similarity: Similarity,
+    /// Which affinities are kept.
     pub selection: Selection,
     /// Memory positions per chunk of the read ([`affinity::read_chunked`]); `None` reads in one
     /// piece.
@@ -78,10 +107,12 @@ impl ReadConfig {
 pub struct MemoryBank {
     entries: Vec<Entry>,
     temp: Option<Entry>,
+    /// How the bank compares and reads.
     pub read: ReadConfig,
 }
 
 impl MemoryBank {
+    /// An empty bank.
     pub fn new(read: ReadConfig) -> Self {
         MemoryBank { entries: Vec::new(), temp: None, read }
     }
@@ -93,7 +124,7 @@ impl MemoryBank {
 
     /// The permanently stored frames, in storage order (what a policy decides on).
     pub fn stored(&self) -> Vec<StoredFrame> {
-        self.entries.iter().map(|e| StoredFrame { frame: e.frame, quality: e.quality }).collect()
+        self.entries.iter().map(|e| StoredFrame::new(e.frame, e.quality).with_usage(e.usage)).collect()
     }
 
     /// Whether a temporary entry is held.
@@ -137,7 +168,7 @@ impl MemoryBank {
             let [ak, ac, _, _] = a.dims();
             a.reshape([ak, ac, h * w])
         });
-        Ok(Entry { frame, quality, key: key.reshape([kb, ck, h * w]), value: value.reshape([k, cv, h * w]), aux })
+        Ok(Entry { frame, quality, key: key.reshape([kb, ck, h * w]), value: value.reshape([k, cv, h * w]), aux, usage: Usage::default() })
     }
 
     /// Stores frame `frame`: key `[1 or K, C_k, h, w]`, values `[K, C_v, h, w]`; drops the
@@ -256,6 +287,46 @@ impl MemoryBank {
         })
     }
 
+    /// Measures how much a query key `[B, C_k, h, w]` reads each permanent entry at `positions`
+    /// (all when `None`; the temporary entry takes part in the softmax but is not recorded):
+    /// the entry's share of the read weights, averaged over query positions and objects, is
+    /// added to its [`Usage`]. Entries not read get a `last` share of 0. Returns the shares in
+    /// the order of `positions`.
+    pub fn record_usage(&mut self, query_key: Tensor<4>, positions: Option<&[usize]>) -> Result<Vec<f32>, MemoryError> {
+        let all: Vec<usize> = (0..self.entries.len()).collect();
+        let positions = positions.unwrap_or(&all);
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let weights = self.affinity_with(query_key, Some(positions), self.temp.is_some(), self.read.selection)?;
+        let [b, n, m] = weights.dims();
+        // Per memory position, the mean weight over the batch and the query positions.
+        let per_position: Vec<f32> = weights.sum_dim(2).sum_dim(0).reshape([n]).into_data().try_to_vec::<f32>().map_err(|e| MemoryError::Data(format!("{e:?}")))?;
+        let scale = 1.0 / (b * m).max(1) as f32;
+        let mut shares = Vec::with_capacity(positions.len());
+        let mut offset = 0;
+        for &p in positions {
+            let size = self.entries[p].key.dims()[2];
+            shares.push(per_position[offset..offset + size].iter().sum::<f32>() * scale);
+            offset += size;
+        }
+        for e in &mut self.entries {
+            e.usage.last = 0.0;
+        }
+        // A frame read twice (a repeated position) is recorded once with both shares.
+        let mut merged: Vec<(usize, f32)> = Vec::new();
+        for (&p, &share) in positions.iter().zip(&shares) {
+            match merged.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, s)) => *s += share,
+                None => merged.push((p, share)),
+            }
+        }
+        for (p, share) in merged {
+            self.entries[p].usage.record(share);
+        }
+        Ok(shares)
+    }
+
     /// Reads the memory for a query key `[B, C_k, h, w]` (`B` as the stored keys, or 1):
     /// values `[K, C_v, h, w]`. `positions` picks the permanent entries to read (a policy's
     /// [`crate::MemoryPolicy::read`]); `None` reads all of them. The temporary entry is read too.
@@ -286,7 +357,7 @@ impl MemoryBank {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution};
+    use burn_tensor::{Device, Distribution};
 
     #[test]
     fn grows_evicts_and_reads_with_temporary_entries() {

@@ -3,12 +3,13 @@
 //! 1 to 64 frames, 512 value channels, one object. Each case knows its floating-point work so a
 //! time can be turned into GFLOP/s.
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn_tensor::{Device, Distribution, Tensor};
 
-use crate::affinity::{self, Selection, Similarity};
+use crate::affinity::{self, KernelError, Selection, Similarity};
 
 /// Query positions of a 480p frame at 1/16 (30×54).
 pub const QUERY_H: usize = 30;
+/// Query width at 1/16.
 pub const QUERY_W: usize = 54;
 /// Value channels of STM/STCN.
 pub const VALUE_CHANNELS: usize = 512;
@@ -16,14 +17,20 @@ pub const VALUE_CHANNELS: usize = 512;
 /// Random keys and values for one benchmark size.
 #[derive(Clone, Debug)]
 pub struct Workload {
+    /// Key channels `C_k`.
     pub key_channels: usize,
+    /// Memory frames (each `QUERY_H × QUERY_W` positions).
     pub memory_frames: usize,
+    /// Memory keys `[1, C_k, N]`.
     pub memory_keys: Tensor<3>,
+    /// Memory values `[1, C_v, N]`.
     pub memory_values: Tensor<3>,
+    /// Query keys `[1, C_k, M]`.
     pub query_keys: Tensor<3>,
 }
 
 impl Workload {
+    /// Normal random operands on `device`.
     pub fn new(key_channels: usize, memory_frames: usize, device: &Device) -> Self {
         let m = QUERY_H * QUERY_W;
         let n = memory_frames * m;
@@ -72,6 +79,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// Every kernel, in table order.
     pub const ALL: [Kernel; 9] = [
         Kernel::Dot,
         Kernel::L2,
@@ -84,6 +92,7 @@ impl Kernel {
         Kernel::ChunkedFull,
     ];
 
+    /// The kernel's name in tables.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Dot => "dot affinity",
@@ -129,6 +138,54 @@ impl Kernel {
             Kernel::ChunkedTopK => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::TopK(20), chunk)?,
             Kernel::ChunkedFull => affinity::read_chunked(mk, mv, qk, Similarity::L2, Selection::Full, chunk)?,
         })
+    }
+}
+
+/// A memory-read kernel as the benchmarks time it: burn's tensor kernels ([`Kernel`]) and other
+/// implementations alike (memvos's CPU top-k read, `memvos_model::cpu::CpuTopKRead`; a kernel of
+/// your own), so `kernel_table` and `benches/affinity.rs` compare them on the same workloads.
+///
+/// ```
+/// use memvos_memory::bench::{Kernel, ReadKernel, Workload};
+/// use memvos_memory::burn_tensor::Device;
+/// # fn main() -> Result<(), memvos_memory::KernelError> {
+/// # let device = Device::default();
+/// let w = Workload::new(64, 1, &device);
+/// let kernel: &dyn ReadKernel = &Kernel::ReadTopK;
+/// let mut run = kernel.prepare(&w)?; // operands made ready outside the timing
+/// run()?; // one timed call
+/// assert!(kernel.flops(&w) > 0.0);
+/// # Ok(())
+/// # }
+/// ```
+pub trait ReadKernel {
+    /// A short name for tables ("read top-20").
+    fn name(&self) -> String;
+    /// Floating-point operations of one call on `w` (matrix work only, as [`Kernel::flops`]).
+    fn flops(&self, w: &Workload) -> f64;
+    /// Readies the operands for `w` (copies, layouts: not timed) and returns one call of the
+    /// kernel, which returns when its result is computed.
+    fn prepare<'a>(&'a self, w: &'a Workload) -> Result<Box<dyn FnMut() -> Result<(), KernelError> + 'a>, KernelError>;
+}
+
+impl ReadKernel for Kernel {
+    fn name(&self) -> String {
+        Kernel::name(*self).to_string()
+    }
+
+    fn flops(&self, w: &Workload) -> f64 {
+        Kernel::flops(*self, w)
+    }
+
+    fn prepare<'a>(&'a self, w: &'a Workload) -> Result<Box<dyn FnMut() -> Result<(), KernelError> + 'a>, KernelError> {
+        let device = w.query_keys.device();
+        Ok(Box::new(move || {
+            let out = self.run(w)?;
+            // Wait for the device to finish the result.
+            let _ = device.sync();
+            drop(out);
+            Ok(())
+        }))
     }
 }
 

@@ -6,6 +6,15 @@
 //! reads query frames against; and the [`MemoryPolicy`]s that decide which frames are written,
 //! evicted and read ([`policy`]: every-N/STCN, MiVOS, QDMN, IMSFR, FIFO, reservoir).
 
+#![warn(missing_docs)]
+
+//!
+//! The crate depends on burn's tensor API only (`burn-tensor`, re-exported as [`burn_tensor`]),
+//! no backend: its kernels run on the device the caller's tensors live on. Enable a backend in
+//! the crate that makes the tensors (memvos-model uses burn's flex CPU backend).
+
+pub use burn_tensor;
+
 pub mod affinity;
 pub mod bank;
 pub mod bench;
@@ -16,4 +25,4 @@ pub use affinity::{
     topk_softmax,
 };
 pub use bank::{MemoryBank, MemoryError, ReadConfig, ReadSpec, ValueSlot};
-pub use policy::{Candidate, EveryN, Fifo, FrameRule, Imsfr, ImsfrSampling, MemoryPolicy, PolicyConfig, PolicyKind, Qdmn, Reservoir, StoredFrame, Write};
+pub use policy::{Candidate, EveryN, Fifo, FrameRule, Imsfr, ImsfrSampling, Fresh, MemoryPolicy, PolicyConfig, PolicyKind, Qdmn, Reservoir, StoredFrame, Usage, Write};

@@ -6,6 +6,7 @@
 //! Capacities count permanent frames *including* the bank's first frame, which bounded
 //! policies never evict (it holds the annotation).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -15,17 +16,61 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// A permanently stored frame, as a policy sees it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct StoredFrame {
     /// Frame index in the stream.
     pub frame: usize,
     /// Quality score given when it was written (QDMN), if any.
     pub quality: Option<f32>,
+    /// How much the queries since it was written have read it (filled only for a policy whose
+    /// [`MemoryPolicy::uses_usage`] is true; zero otherwise).
+    pub usage: Usage,
+}
+
+impl StoredFrame {
+    /// A stored frame that has not been read yet.
+    pub fn new(frame: usize, quality: Option<f32>) -> Self {
+        StoredFrame { frame, quality, usage: Usage::default() }
+    }
+
+    /// The same frame with a read history (for testing a policy).
+    pub fn with_usage(self, usage: Usage) -> Self {
+        StoredFrame { usage, ..self }
+    }
+}
+
+/// The read weight a stored frame received: for each query, the share of the query's attention
+/// (softmax weights over the memory read, averaged over the query's positions and objects) that
+/// went to the frame's positions. The shares of one read sum to 1 over the frames read.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// Queries that read the frame.
+    pub reads: u32,
+    /// Sum of its shares over those reads.
+    pub total: f32,
+    /// Its share in the latest read (0 when the latest query did not read it).
+    pub last: f32,
+}
+
+impl Usage {
+    /// Mean share per read (0 before the first read): XMem's "usage" of a memory element.
+    pub fn mean(&self) -> f32 {
+        if self.reads == 0 { 0.0 } else { self.total / self.reads as f32 }
+    }
+
+    /// Adds a read in which the frame got `share` of the attention.
+    pub fn record(&mut self, share: f32) {
+        self.reads = self.reads.saturating_add(1);
+        self.total += share;
+        self.last = share;
+    }
 }
 
 /// A frame just segmented, offered to the memory.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
+    /// Frame index in the stream.
     pub frame: usize,
     /// Estimated segmentation quality in `[0, 1]` (QDMN's quality head, or a propagator's proxy).
     pub quality: Option<f32>,
@@ -41,7 +86,10 @@ pub enum Write {
     /// Read as the "previous frame" until the next write replaces it.
     Temporary,
     /// Stored, after removing the stored frames at these positions (indices into `stored`).
-    Permanent { evict: Vec<usize> },
+    Permanent {
+        /// Positions (into `stored`) removed first.
+        evict: Vec<usize>,
+    },
 }
 
 impl Write {
@@ -51,8 +99,47 @@ impl Write {
     }
 }
 
-/// Decides what a memory bank stores and reads. One instance per bank: policies may keep state.
-pub trait MemoryPolicy: fmt::Debug + Send {
+/// Decides what a memory bank stores and reads. One instance per bank: policies may keep state,
+/// which a caller inspects by downcasting (`(policy as &dyn Any).downcast_ref::<Fifo>()`).
+///
+/// A policy of your own needs `name` and `write`; a `Clone` one gets [`Fresh`] for free.
+///
+/// ```
+/// use memvos_memory::{Candidate, MemoryPolicy, StoredFrame, Usage, Write};
+///
+/// /// Every 5th frame, at most 4 frames: the least-read one goes (XMem's eviction rule).
+/// #[derive(Clone, Debug)]
+/// struct LeastUsed;
+///
+/// impl MemoryPolicy for LeastUsed {
+///     fn name(&self) -> &'static str {
+///         "least-used"
+///     }
+///     fn write(&mut self, c: &Candidate, stored: &[StoredFrame]) -> Write {
+///         if !c.annotated && c.frame % 5 != 0 {
+///             return Write::Skip;
+///         }
+///         if stored.len() < 4 {
+///             return Write::keep();
+///         }
+///         // Position 0 holds the annotation: never evicted.
+///         let victim = (1..stored.len()).min_by(|&a, &b| stored[a].usage.mean().total_cmp(&stored[b].usage.mean())).unwrap();
+///         Write::Permanent { evict: vec![victim] }
+///     }
+///     fn uses_usage(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// let mut p = LeastUsed;
+/// let read = |share| Usage { reads: 1, total: share, last: share };
+/// let stored = [0, 5, 10, 15].map(|f| StoredFrame::new(f, None));
+/// let stored = [stored[0], stored[1].with_usage(read(0.5)), stored[2].with_usage(read(0.1)), stored[3].with_usage(read(0.3))];
+/// let c = Candidate { frame: 20, quality: None, annotated: false };
+/// assert_eq!(p.write(&c, &stored), Write::Permanent { evict: vec![2] });
+/// let _fresh: Box<dyn MemoryPolicy> = memvos_memory::Fresh::fresh(&p);
+/// ```
+pub trait MemoryPolicy: fmt::Debug + Send + Any + Fresh {
     /// Short name, as given to `--policy`.
     fn name(&self) -> &'static str;
     /// What to do with `candidate`, given the frames stored now (in storage order).
@@ -66,8 +153,31 @@ pub trait MemoryPolicy: fmt::Debug + Send {
     fn uses_quality(&self) -> bool {
         false
     }
-    /// A fresh copy with the same settings and no state (for a new bank).
+    /// Whether [`StoredFrame::usage`] is used (the propagator measures it only then: one more
+    /// affinity per query).
+    fn uses_usage(&self) -> bool {
+        false
+    }
+    /// Forgets what the policy learnt of a stream and keeps its settings; called on the copy a
+    /// new bank gets ([`Fresh::fresh`]). Policies with state (counters, a random generator)
+    /// reset it here.
+    fn reset(&mut self) {}
+}
+
+/// A fresh copy of a policy, with its settings and no state, for a new bank. Every `Clone`
+/// policy has it (a clone, then [`MemoryPolicy::reset`]); a policy that is not `Clone`
+/// implements it itself.
+pub trait Fresh {
+    /// The copy.
     fn fresh(&self) -> Box<dyn MemoryPolicy>;
+}
+
+impl<P: MemoryPolicy + Clone> Fresh for P {
+    fn fresh(&self) -> Box<dyn MemoryPolicy> {
+        let mut p = self.clone();
+        p.reset();
+        Box::new(p)
+    }
 }
 
 /// How "every N-th frame" is counted.
@@ -100,13 +210,17 @@ fn last(stored: &[StoredFrame]) -> Option<usize> {
 /// temporary memory until the next one. [`EveryN::mivos`] is MiVOS's schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EveryN {
+    /// Write every `every`-th frame.
     pub every: usize,
+    /// How "every N-th" is counted.
     pub rule: FrameRule,
+    /// Hold the frames in between as temporary memory.
     pub include_last: bool,
     name: &'static str,
 }
 
 impl EveryN {
+    /// Every `every`-th frame by `rule`; `include_last` as the field says.
     pub fn new(every: usize, rule: FrameRule, include_last: bool) -> Self {
         EveryN { every: every.max(1), rule, include_last, name: "every-n" }
     }
@@ -132,10 +246,6 @@ impl MemoryPolicy for EveryN {
             Write::Skip
         }
     }
-
-    fn fresh(&self) -> Box<dyn MemoryPolicy> {
-        Box::new(self.clone())
-    }
 }
 
 /// QDMN's quality-aware dynamic memory (methods.md §2.3). A frame is stored when it is at
@@ -151,7 +261,9 @@ impl MemoryPolicy for EveryN {
 /// Here the scored frame is the one removed and frame 0 is never touched.
 #[derive(Clone, Debug)]
 pub struct Qdmn {
+    /// Frames between writes (relative).
     pub every: usize,
+    /// Normalised quality a frame needs to be stored.
     pub threshold: f32,
     /// Permanent frames including the first (published DAVIS: `memory_thr` 20 → 22).
     pub capacity: usize,
@@ -161,6 +273,7 @@ pub struct Qdmn {
 }
 
 impl Qdmn {
+    /// A QDMN memory (capacity at least 2: the first frame and one more).
     pub fn new(every: usize, threshold: f32, capacity: usize) -> Self {
         Qdmn { every: every.max(1), threshold, capacity: capacity.max(2), reference: None, counter: 0, counters: HashMap::new() }
     }
@@ -224,8 +337,8 @@ impl MemoryPolicy for Qdmn {
         Write::Permanent { evict }
     }
 
-    fn fresh(&self) -> Box<dyn MemoryPolicy> {
-        Box::new(Qdmn::new(self.every, self.threshold, self.capacity))
+    fn reset(&mut self) {
+        *self = Qdmn::new(self.every, self.threshold, self.capacity);
     }
 }
 
@@ -235,9 +348,13 @@ impl MemoryPolicy for Qdmn {
 /// Seeded, so a run repeats exactly (the published sampling is unseeded).
 #[derive(Clone, Debug)]
 pub struct Imsfr {
+    /// Write every `every`-th frame.
     pub every: usize,
+    /// How "every N-th" is counted.
     pub rule: FrameRule,
+    /// `T₀`: up to this many stored frames, all are read.
     pub t0: usize,
+    /// ρ: the share of the older frames sampled beyond `T₀`.
     pub ratio: f64,
     /// Fixed positions: non-negative from the oldest (0 = first), negative from the newest
     /// (−2 = the second newest, as `T−2`).
@@ -245,11 +362,13 @@ pub struct Imsfr {
     /// Also read the newest stored frame (IMSFR reads it in a separate branch; a network
     /// without that branch, such as STCN, should read it here).
     pub read_newest: bool,
+    /// Seed of the sampling.
     pub seed: u64,
     rng: ChaCha8Rng,
 }
 
 impl Imsfr {
+    /// IMSFR sampling with these settings (reads the newest frame too).
     pub fn new(every: usize, rule: FrameRule, t0: usize, ratio: f64, fixed: Vec<isize>, seed: u64) -> Self {
         Imsfr { every: every.max(1), rule, t0, ratio, fixed, read_newest: true, seed, rng: ChaCha8Rng::seed_from_u64(seed) }
     }
@@ -299,10 +418,8 @@ impl MemoryPolicy for Imsfr {
         picked
     }
 
-    fn fresh(&self) -> Box<dyn MemoryPolicy> {
-        let mut p = self.clone();
-        p.rng = ChaCha8Rng::seed_from_u64(self.seed);
-        Box::new(p)
+    fn reset(&mut self) {
+        self.rng = ChaCha8Rng::seed_from_u64(self.seed);
     }
 }
 
@@ -310,7 +427,9 @@ impl MemoryPolicy for Imsfr {
 /// is stored, and when `capacity` frames are stored the oldest one after the first goes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fifo {
+    /// Write every `every`-th frame (relative).
     pub every: usize,
+    /// Permanent frames including the first.
     pub capacity: usize,
 }
 
@@ -338,10 +457,6 @@ impl MemoryPolicy for Fifo {
         let evict = if stored.len() >= self.capacity { vec![1] } else { Vec::new() };
         Write::Permanent { evict }
     }
-
-    fn fresh(&self) -> Box<dyn MemoryPolicy> {
-        Box::new(self.clone())
-    }
 }
 
 /// A bounded reservoir for endless streams: of the frames offered every N (relative rule),
@@ -349,8 +464,11 @@ impl MemoryPolicy for Fifo {
 /// Vitter's algorithm R), besides the first frame, which always stays. Seeded.
 #[derive(Clone, Debug)]
 pub struct Reservoir {
+    /// Offer every `every`-th frame (relative).
     pub every: usize,
+    /// Permanent frames including the first.
     pub capacity: usize,
+    /// Seed of the draws.
     pub seed: u64,
     offered: u64,
     last_offered: Option<usize>,
@@ -358,6 +476,7 @@ pub struct Reservoir {
 }
 
 impl Reservoir {
+    /// A reservoir (capacity at least 2).
     pub fn new(every: usize, capacity: usize, seed: u64) -> Self {
         Reservoir { every: every.max(1), capacity: capacity.max(2), seed, offered: 0, last_offered: None, rng: ChaCha8Rng::seed_from_u64(seed) }
     }
@@ -387,8 +506,8 @@ impl MemoryPolicy for Reservoir {
         if (r as usize) < slots { Write::Permanent { evict: vec![1 + r as usize] } } else { Write::Skip }
     }
 
-    fn fresh(&self) -> Box<dyn MemoryPolicy> {
-        Box::new(Reservoir::new(self.every, self.capacity, self.seed))
+    fn reset(&mut self) {
+        *self = Reservoir::new(self.every, self.capacity, self.seed);
     }
 }
 
@@ -396,17 +515,25 @@ impl MemoryPolicy for Reservoir {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyKind {
+    /// [`EveryN`] (STCN).
     EveryN,
+    /// [`EveryN::mivos`].
     Mivos,
+    /// [`Qdmn`].
     Qdmn,
+    /// [`Imsfr`].
     Imsfr,
+    /// [`Fifo`].
     Fifo,
+    /// [`Reservoir`].
     Reservoir,
 }
 
 impl PolicyKind {
+    /// Every kind.
     pub const ALL: [PolicyKind; 6] = [PolicyKind::EveryN, PolicyKind::Mivos, PolicyKind::Qdmn, PolicyKind::Imsfr, PolicyKind::Fifo, PolicyKind::Reservoir];
 
+    /// The name on command lines (`--policy`).
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::EveryN => "every-n",
@@ -446,9 +573,13 @@ impl fmt::Display for PolicyKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PolicyConfig {
+    /// Which policy.
     pub kind: PolicyKind,
+    /// Frames between writes.
     pub every: usize,
+    /// How "every N-th" is counted.
     pub rule: FrameRule,
+    /// Hold the frames in between as temporary memory (every-n).
     pub include_last: bool,
     /// Bounded policies: permanent frames including the first (default: QDMN 22, others 16).
     pub capacity: Option<usize>,
@@ -574,7 +705,7 @@ mod tests {
                 for e in evict.into_iter().rev() {
                     stored.remove(e);
                 }
-                stored.push(StoredFrame { frame: t, quality: c.quality });
+                stored.push(StoredFrame::new(t, c.quality));
             }
             history.push(stored.iter().map(|s| s.frame).collect());
         }
@@ -586,11 +717,11 @@ mod tests {
         let h = simulate(&mut EveryN::new(5, FrameRule::Absolute, false), 12, |_| 1.0);
         assert_eq!(h[11], vec![0, 5, 10]);
         let mut p = EveryN::mivos(5);
-        let stored = [StoredFrame { frame: 0, quality: None }];
+        let stored = [StoredFrame::new(0, None)];
         assert_eq!(p.write(&Candidate { frame: 3, quality: None, annotated: false }, &stored), Write::Temporary);
         assert_eq!(p.write(&Candidate { frame: 5, quality: None, annotated: false }, &stored), Write::keep());
         let mut p = EveryN::new(5, FrameRule::Relative, false);
-        let stored = [StoredFrame { frame: 0, quality: None }, StoredFrame { frame: 7, quality: None }];
+        let stored = [StoredFrame::new(0, None), StoredFrame::new(7, None)];
         assert_eq!(p.write(&Candidate { frame: 10, quality: None, annotated: false }, &stored), Write::Skip);
         assert_eq!(p.write(&Candidate { frame: 12, quality: None, annotated: false }, &stored), Write::keep());
         assert_eq!(p.write(&Candidate { frame: 8, quality: None, annotated: true }, &stored), Write::keep());
@@ -623,7 +754,7 @@ mod tests {
 
     #[test]
     fn imsfr_samples_seeded_with_fixed_frames() {
-        let stored: Vec<StoredFrame> = (0..20).map(|i| StoredFrame { frame: i * 6, quality: None }).collect();
+        let stored: Vec<StoredFrame> = (0..20).map(|i| StoredFrame::new(i * 6, None)).collect();
         let mut a = Imsfr::davis17(7);
         let mut b = Imsfr::davis17(7);
         let ra = a.read(200, &stored);
@@ -662,7 +793,7 @@ mod tests {
         assert!(PolicyConfig { kind: PolicyKind::Reservoir, capacity: Some(1), ..Default::default() }.build().is_err());
         // FIFO of 1: the first frame alone, later frames temporary.
         let mut f = PolicyConfig { kind: PolicyKind::Fifo, capacity: Some(1), every: 1, ..Default::default() }.build().unwrap();
-        let first = [StoredFrame { frame: 0, quality: None }];
+        let first = [StoredFrame::new(0, None)];
         assert_eq!(f.write(&Candidate { frame: 0, quality: None, annotated: true }, &[]), Write::Permanent { evict: vec![] });
         assert_eq!(f.write(&Candidate { frame: 3, quality: None, annotated: false }, &first), Write::Temporary);
         assert!(PolicyConfig { kind: PolicyKind::EveryN, capacity: Some(8), ..Default::default() }.build().is_err());

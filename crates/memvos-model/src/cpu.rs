@@ -22,7 +22,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
 pub use memvos_cpu::WINOGRAD_MIN_PIXELS;
 use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, max_pool_3x3_s2};
-use memvos_memory::{MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
+use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
+use memvos_memory::{KernelError, MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
 use serde::{Deserialize, Serialize};
 
 use crate::AnyNetwork;
@@ -457,6 +458,47 @@ fn value_input(frame: &Nhwc, masks: &[f32], k: usize, channels: usize) -> Nhwc {
         }
     }
     x
+}
+
+/// memvos's CPU top-k read ([`TopKRead`]) as a benchmark [`ReadKernel`], beside burn's tensor
+/// kernels in `kernel_table` and `benches/affinity.rs`: the same workloads, L2 affinity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuTopKRead {
+    /// Memory positions kept per query position.
+    pub top: usize,
+}
+
+impl ReadKernel for CpuTopKRead {
+    fn name(&self) -> String {
+        format!("memvos cpu read top-{}", self.top)
+    }
+
+    fn flops(&self, w: &Workload) -> f64 {
+        let (n, m) = (w.n() as f64, w.m() as f64);
+        2.0 * n * m * w.key_channels as f64 + 2.0 * VALUE_CHANNELS as f64 * (self.top as f64).min(n) * m
+    }
+
+    fn prepare<'a>(&'a self, w: &'a Workload) -> Result<Box<dyn FnMut() -> Result<(), KernelError> + 'a>, KernelError> {
+        let data = |t: &Tensor<3>, what: &'static str| floats(t.clone(), what).map_err(|e| KernelError::Shape { what, detail: e.to_string() });
+        let (keys, values, query) = (data(&w.memory_keys, "memory keys")?, data(&w.memory_values, "memory values")?, data(&w.query_keys, "query keys")?);
+        if self.top == 0 {
+            return Err(KernelError::TopK { k: 0, n: w.n() });
+        }
+        let (ck, n, m) = (w.key_channels, w.n(), w.m());
+        Ok(Box::new(move || {
+            let read = TopKRead { keys: &keys, values: &values, query: &query, ck, n, m, objects: 1, cv: VALUE_CHANNELS, top: self.top, affinity: Affinity::L2 };
+            std::hint::black_box(read.run());
+            Ok(())
+        }))
+    }
+}
+
+/// Every read kernel the benchmarks compare: burn's ([`Kernel::ALL`]), then memvos's CPU top-20
+/// read (comparable with "read top-20").
+pub fn read_kernels() -> Vec<Box<dyn ReadKernel>> {
+    let mut all: Vec<Box<dyn ReadKernel>> = Kernel::ALL.into_iter().map(|k| Box::new(k) as Box<dyn ReadKernel>).collect();
+    all.push(Box::new(CpuTopKRead { top: 20 }));
+    all
 }
 
 impl CpuStcn {

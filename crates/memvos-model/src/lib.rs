@@ -45,13 +45,18 @@ pub mod network;
 pub mod propagator;
 pub mod session;
 pub mod pth;
+pub mod published;
 pub mod qdmn;
+pub mod registry;
 pub mod spectral;
 pub mod stcn;
 pub mod weights;
 
 use std::path::Path;
 
+/// burn, as memvos builds it: name its types (`memvos_model::burn::tensor::Device`) without a
+/// dependency of your own.
+pub use burn;
 use burn::tensor::Device;
 
 pub use gsfm::{Gsfm, GsfmConfig};
@@ -60,8 +65,9 @@ pub use inference::{InferenceCore, InferenceError, Segmented};
 pub use mivos::{Mivos, MivosConfig};
 pub use model::{Kernels, Model, ModelError, ModelOptions, ModelSource};
 pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
-pub use propagator::{Benchmark, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};
+pub use propagator::{Benchmark, GroupView, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};
 pub use qdmn::Qdmn;
+pub use registry::{Checkpoint, Loaded, MethodEntry, Registry};
 pub use session::{Direction, Fill, FrameSource, Frames, Session, SessionError, Until};
 pub use stcn::{Stcn, StcnConfig};
 pub use weights::WeightError;
@@ -150,8 +156,15 @@ impl AnyNetwork {
     /// Saves the network: `.safetensors` with the published PyTorch names (and memvos's method
     /// and configuration as metadata), or `.bpk` (burn's burnpack).
     pub fn save(&self, path: &Path, config_json: Option<String>) -> Result<(), WeightError> {
+        self.save_as(path, config_json, self.method().id())
+    }
+
+    /// [`Self::save`] with another method id in the metadata: how a downstream variant of a
+    /// built-in network (a [`registry::MethodEntry`] of its own) marks its checkpoints. Loading
+    /// such a file as the built-in method still reads its stored configuration.
+    pub fn save_as(&self, path: &Path, config_json: Option<String>, method_id: &str) -> Result<(), WeightError> {
         let (_, inv) = Self::renames(self.method());
-        let mut meta = vec![(weights::METHOD_KEY, self.method().id().to_string())];
+        let mut meta = vec![(weights::METHOD_KEY, method_id.to_string())];
         meta.extend(config_json.map(|c| (weights::CONFIG_KEY, c)));
         match weights::Format::of(path)? {
             weights::Format::Burnpack => each!(self, n => weights::save_burnpack(n, path)),
@@ -242,7 +255,9 @@ pub fn load_network(path: &Path, method: Option<Method>, device: &Device) -> Res
         None => weights::detect(path)?,
     };
     let meta = weights::read_metadata(path)?;
-    let same_method = meta.get(weights::METHOD_KEY).is_none_or(|m| m == method.id());
+    // The stored configuration is this method's when the file says so, or when it names a method
+    // memvos does not know (a downstream variant stores its base network's configuration).
+    let same_method = meta.get(weights::METHOD_KEY).is_none_or(|m| m == method.id() || m.parse::<Method>().is_err());
     let cfg = meta.get(weights::CONFIG_KEY).filter(|_| same_method);
     let mut net = AnyNetwork::new(method, cfg.map(String::as_str), device).map_err(|reason| WeightError::Config { path: path.to_path_buf(), reason })?;
     net.load_weights(path)?;

@@ -12,7 +12,8 @@ use memvos_memory::{MemoryBank, MemoryError, Similarity};
 
 use crate::cpu::{ConvAlgo, CpuOptions, accelerate};
 use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
-use crate::propagator::SharedNetwork;
+use crate::propagator::{Benchmark, PropagatorConfig, SharedNetwork};
+use crate::registry::{DuplicateId, Loaded, MethodEntry, Registry};
 use crate::weights::WeightError;
 use crate::{AnyNetwork, DEFAULT_MODEL_NAME, load_default, load_network, load_network_bytes};
 
@@ -25,6 +26,9 @@ pub enum ModelSource<'a> {
     Bytes { bytes: &'a [u8], label: &'a str },
     /// The small STCN shipped inside memvos ([`crate::DEFAULT_MODEL`]).
     Default,
+    /// A published checkpoint by name (`"stcn"`, `"mivos"`, `"qdmn"`: [`crate::published`]),
+    /// from the cache folder it is downloaded into.
+    Published(&'a str),
 }
 
 /// Which kernels run the network on the CPU.
@@ -49,27 +53,48 @@ pub struct ModelOptions {
     pub method: Option<Method>,
     /// CPU kernels.
     pub kernels: Kernels,
+    /// The methods a checkpoint is recognised as (default: the five built-in ones). Entries
+    /// registered by the caller are asked first when `method` is `None`.
+    pub registry: Registry,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { device: Device::flex(), method: None, kernels: Kernels::Auto }
+        ModelOptions { device: Device::flex(), method: None, kernels: Kernels::Auto, registry: Registry::builtin() }
     }
 }
 
 /// What can go wrong loading a [`Model`].
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The weights could not be read or do not fit.
     #[error(transparent)]
     Weights(#[from] WeightError),
+    /// A published name that is unknown or not downloaded.
+    #[error(transparent)]
+    Published(#[from] crate::published::PublishedError),
+    /// memvos's CPU kernels were asked for and cannot run the network.
     #[error("memvos CPU kernels for {method}: {reason}")]
-    Kernels { method: Method, reason: String },
+    Kernels {
+        /// The network's method.
+        method: Method,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ModelOptions {
+    /// These options with a registry that also knows `entry` (asked before the built-ins).
+    pub fn with_method(mut self, entry: impl MethodEntry + 'static) -> Result<Self, DuplicateId> {
+        self.registry.register(entry)?;
+        Ok(self)
+    }
 }
 
 /// A loaded network on its device, on the fastest path memvos has for it.
 #[derive(Clone)]
 pub struct Model {
-    burn: Arc<AnyNetwork>,
+    burn: Option<Arc<AnyNetwork>>,
     run: SharedNetwork,
     fast: bool,
     device: Device,
@@ -88,9 +113,21 @@ impl Model {
     pub fn load(source: ModelSource<'_>, options: &ModelOptions) -> Result<Model, ModelError> {
         let device = &options.device;
         let (net, label) = match source {
+            ModelSource::Path(p) if options.method.is_none() && options.registry.has_custom() => {
+                let label = p.display().to_string();
+                match options.registry.load(p, None, device)?.1 {
+                    Loaded::Builtin(net) => (net, label),
+                    Loaded::Custom(net) => return Ok(Self::custom(net, label, device)),
+                }
+            }
             ModelSource::Path(p) => (load_network(p, options.method, device)?, p.display().to_string()),
             ModelSource::Bytes { bytes, label } => (load_network_bytes(bytes, &PathBuf::from(label), options.method, device)?, label.to_string()),
             ModelSource::Default => (load_default(options.method, device)?, DEFAULT_MODEL_NAME.to_string()),
+            ModelSource::Published(name) => {
+                let (published, path) = crate::published::locate(name)?;
+                let method = options.method.unwrap_or(published.method);
+                (load_network(&path, Some(method), device)?, format!("the published {} weights ({})", published.name, path.display()))
+            }
         };
         Self::from_network(net, label, options)
     }
@@ -112,7 +149,13 @@ impl Model {
             Some(f) => (Arc::from(f), true),
             None => (burn.clone(), false),
         };
-        Ok(Model { burn, run, fast, device, source: label.into() })
+        Ok(Model { burn: Some(burn), run, fast, device, source: label.into() })
+    }
+
+    /// A model around a network memvos does not know (a downstream method), run as it is on
+    /// burn's ops. `label` names it in messages.
+    pub fn custom(net: SharedNetwork, label: impl Into<String>, device: &Device) -> Model {
+        Model { burn: None, run: net, fast: false, device: device.clone(), source: label.into() }
     }
 
     /// The network as a handle a stream owns.
@@ -120,9 +163,10 @@ impl Model {
         Arc::new(self.clone())
     }
 
-    /// The network on burn's ops (for saving, training, inspecting its modules).
-    pub fn network(&self) -> &AnyNetwork {
-        &self.burn
+    /// The built-in network on burn's ops (for saving, training, inspecting its modules);
+    /// `None` for a [`Model::custom`] network.
+    pub fn network(&self) -> Option<&AnyNetwork> {
+        self.burn.as_deref()
     }
 
     /// The device it runs on.
@@ -138,13 +182,19 @@ impl Model {
     /// "METHOD, where the weights came from[, memvos CPU kernels]".
     pub fn describe(&self) -> String {
         let kernels = if self.fast { ", memvos CPU kernels" } else { "" };
-        format!("{}, {}{kernels}", self.burn.method(), self.source)
+        format!("{}, {}{kernels}", self.run.name(), self.source)
     }
 }
 
 impl MemoryNetwork for Model {
     fn method(&self) -> Method {
         self.run.method()
+    }
+    fn name(&self) -> &str {
+        self.run.name()
+    }
+    fn default_config(&self, benchmark: Benchmark) -> PropagatorConfig {
+        self.run.default_config(benchmark)
     }
     fn key_kind(&self) -> KeyKind {
         self.run.key_kind()

@@ -23,6 +23,8 @@ use memvos_backbone::Features;
 use memvos_memory::{MemoryBank, MemoryError, Similarity};
 use serde::{Deserialize, Serialize};
 
+use crate::propagator::{Benchmark, PropagatorConfig};
+
 /// What the query (key) encoder gives for one frame. Named as the reference code names it
 /// (`k16`, `qv16`, `qf16`, `qf8`, `qf4`).
 #[derive(Clone, Debug)]
@@ -70,8 +72,20 @@ pub enum KeyKind {
 /// edits them is heard on every path. Networks are `Send + Sync`, so a stream can own one behind
 /// an `Arc` and move to another thread.
 pub trait MemoryNetwork: Send + Sync {
-    /// Which method this is (defaults, names in messages).
+    /// Which built-in method this is, or the one it derives from (a network from outside memvos
+    /// returns the method whose defaults it starts from and says its own [`Self::name`]).
     fn method(&self) -> Method;
+
+    /// The method's name in messages ("STCN").
+    fn name(&self) -> &str {
+        self.method().name()
+    }
+
+    /// The memory schedule and read this method runs with by default on `benchmark` (the
+    /// published settings of [`Self::method`] unless the network says otherwise).
+    fn default_config(&self, benchmark: Benchmark) -> PropagatorConfig {
+        PropagatorConfig::for_method(self.method(), benchmark)
+    }
 
     /// Shared or per-object keys.
     fn key_kind(&self) -> KeyKind;
@@ -119,7 +133,10 @@ pub trait MemoryNetwork: Send + Sync {
     }
 }
 
-/// The five methods memvos implements.
+/// The five methods memvos implements. More may come, so matches need a wildcard arm; a method
+/// from outside memvos is a [`crate::registry::MethodEntry`] and names itself through
+/// [`MemoryNetwork::name`].
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -167,6 +184,14 @@ impl Method {
             Method::Stcn => Some("stcn.pth"),
             Method::Qdmn => Some("QDMN s012 (Google Drive id 1fdiGFGol1ecVowPe6gfRHsRs9zCThFXB)"),
             Method::Gsfm | Method::Imsfr => None,
+        }
+    }
+
+    /// Whether the method's memory keys are shared by the objects or one per object.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            Method::Mivos | Method::Qdmn => KeyKind::PerObject,
+            Method::Stcn | Method::Gsfm | Method::Imsfr => KeyKind::Shared,
         }
     }
 

@@ -178,6 +178,19 @@ pub struct StepOutput {
     pub labels: LabelMap,
 }
 
+/// One object group's memory, as [`Propagator::groups`] shows it.
+#[derive(Debug)]
+pub struct GroupView<'a> {
+    /// The group's object labels.
+    pub objects: Vec<u8>,
+    /// The group's policy, with its state.
+    pub policy: &'a dyn MemoryPolicy,
+    /// The bank's stored frames in storage order, each with its [`memvos_memory::Usage`].
+    pub stored: Vec<StoredFrame>,
+    /// Frames given as full annotations after the bank's first: kept outside the policy.
+    pub permanent: Vec<usize>,
+}
+
 struct Group {
     bank: MemoryBank,
     policy: Box<dyn MemoryPolicy>,
@@ -310,9 +323,20 @@ impl Propagator {
         self.next_index
     }
 
-    /// The policy in use (its name, say).
+    /// The policy in use (its name, say): the prototype each object group's bank gets a
+    /// [`Fresh`] copy of.
     pub fn policy(&self) -> &dyn MemoryPolicy {
         self.policy.as_ref()
+    }
+
+    /// Each object group's memory as its policy sees it, oldest group first: the objects, the
+    /// group's own policy (its state: downcast with `(p as &dyn Any).downcast_ref::<Fifo>()`)
+    /// and the stored frames with their read history.
+    pub fn groups(&self) -> Vec<GroupView<'_>> {
+        self.groups
+            .iter()
+            .map(|g| GroupView { objects: g.objects.iter().filter_map(|&o| self.ids.get(o).copied()).collect(), policy: g.policy.as_ref(), stored: g.bank.stored(), permanent: g.permanent.clone() })
+            .collect()
     }
 
     /// The network driven.
@@ -380,6 +404,9 @@ impl Propagator {
             for g in &mut self.groups {
                 let positions = g.read_positions(index);
                 readouts.push(self.net.read_memory(&query, &g.bank, &positions)?);
+                if g.policy.uses_usage() {
+                    g.bank.record_usage(query.k16.clone(), Some(&positions))?;
+                }
             }
             let logits = self.net.decode(&query, Tensor::cat(readouts, 0));
             full = Some(aggregate(sigmoid(logits)));

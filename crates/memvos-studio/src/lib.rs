@@ -11,6 +11,8 @@
 //! request bodies, and answers bad requests with a 4xx and a message. The page is one embedded
 //! HTML file (no CDN, works offline).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -38,8 +40,15 @@ pub const PAGE: &str = include_str!("page.html");
 /// What can go wrong starting the studio.
 #[derive(Debug, thiserror::Error)]
 pub enum StudioError {
+    /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
     #[error("cannot start the server's runtime: {0}")]
     Runtime(std::io::Error),
 }

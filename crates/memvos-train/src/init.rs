@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use memvos_model::weights::{self, WeightError};
-use memvos_model::{AnyNetwork, Method};
+use memvos_model::{AnyNetwork, KeyKind, Method};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -17,9 +17,9 @@ use crate::trainer::TrainError;
 
 /// The PyTorch name of a method's first memory/value-encoder conv.
 pub fn first_conv_name(method: Method) -> &'static str {
-    match method {
-        Method::Mivos | Method::Qdmn => "mask_rgb_encoder.conv1.weight",
-        Method::Stcn | Method::Gsfm | Method::Imsfr => "value_encoder.conv1.weight",
+    match method.key_kind() {
+        KeyKind::PerObject => "mask_rgb_encoder.conv1.weight",
+        KeyKind::Shared => "value_encoder.conv1.weight",
     }
 }
 

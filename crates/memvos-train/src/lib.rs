@@ -10,6 +10,7 @@
 
 pub mod dashboard;
 pub mod data;
+pub mod fuzzing;
 pub mod init;
 pub mod loss;
 pub mod plot;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use memvos_model::Method;
+use memvos_model::{KeyKind, Method};
 use serde::{Deserialize, Serialize};
 
 /// What can be wrong with a recipe.
@@ -471,9 +471,9 @@ impl Recipe {
     pub fn network_json(&self) -> Option<String> {
         let mut cfg = self.network.clone().unwrap_or_else(|| memvos_model::published_config_json(self.method));
         if self.stage == 0 && self.objects == 1 {
-            let encoder = match self.method {
-                Method::Mivos | Method::Qdmn => "memory_encoder",
-                Method::Stcn | Method::Gsfm | Method::Imsfr => "value_encoder",
+            let encoder = match self.method.key_kind() {
+                KeyKind::PerObject => "memory_encoder",
+                KeyKind::Shared => "value_encoder",
             };
             if let Some(e) = cfg.get_mut(encoder).and_then(|e| e.as_object_mut()) {
                 e.insert("in_channels".into(), serde_json::json!(4));
