@@ -4,7 +4,7 @@
 //! excluded). Everything per frame lives in `memvos-model`; this module holds only command-line
 //! arguments, device selection and timing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use memvos_data::frame::{Frame, LabelMap};
@@ -68,7 +68,8 @@ pub struct ModelArgs {
     /// Network to run: stcn, mivos, qdmn, gsfm, imsfr, or auto (recognised from the checkpoint).
     #[arg(long, value_enum, default_value = "auto")]
     pub method: MethodChoice,
-    /// Weights: the published `.pth`, a `.safetensors` with the same names, or a burnpack `.bpk`
+    /// Weights: the published `.pth`, a `.safetensors` with the same names, a burnpack `.bpk`,
+    /// or a published name (stcn, mivos, qdmn: from the cache folder `weights download` fills)
     /// (default: the small STCN shipped with memvos, trained on synthetic videos).
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -216,12 +217,16 @@ impl ModelArgs {
         self.check()?;
         let selected = select(self.device)?;
         let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels(), ..ModelOptions::default() };
-        let source = match &self.weights {
-            Some(w) => ModelSource::Path(w),
-            None => ModelSource::Default,
+        // A bare published name that is not a file here is the published checkpoint.
+        let published = self.weights.as_deref().and_then(|w| w.to_str()).filter(|w| !Path::new(w).exists() && memvos_model::published::find(w).is_some());
+        let source = match (&self.weights, published) {
+            (_, Some(name)) => ModelSource::Published(name),
+            (Some(w), None) => ModelSource::Path(w),
+            (None, None) => ModelSource::Default,
         };
         let model = Model::load(source, &opts).map_err(|e| match e {
             ModelError::Weights(w) => RunError::Weights(w),
+            ModelError::Published(p) => RunError::Flag { flag: "--weights", reason: p.to_string() },
             other => RunError::Flag { flag: "--cpu-kernels", reason: other.to_string() },
         })?;
         Ok(Loaded { model, device: selected.device, device_line: selected.description })

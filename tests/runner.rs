@@ -185,3 +185,20 @@ fn flags_a_method_cannot_take_are_errors_naming_the_flag() {
     let msg = memvos::cli::report(&a.load().err().unwrap());
     assert!(msg.contains("w.safetensors") && msg.contains("holds STCN weights, not QDMN weights"), "{msg}");
 }
+
+#[test]
+fn weights_by_published_name_come_from_the_cache_folder() {
+    let cache = tempfile::tempdir().unwrap();
+    // SAFETY: no other test of this binary reads or writes MEMVOS_CACHE.
+    unsafe { std::env::set_var("MEMVOS_CACHE", cache.path()) };
+    // Not downloaded: one error that says which command fetches it.
+    let Err(err) = model_args("stcn".into(), MethodChoice::Auto).load() else { panic!("loaded weights that are not downloaded") };
+    let err = err.to_string();
+    assert!(err.contains("--weights") && err.contains("weights -- download stcn") && err.contains("stcn.pth"), "{err}");
+    // Downloaded (here: formula weights in the published format): found by name.
+    write_formula_stcn(&cache.path().join("stcn.pth"), &memvos::burn::tensor::Device::flex()).unwrap();
+    let loaded = model_args("STCN".into(), MethodChoice::Auto).load().unwrap();
+    assert_eq!(loaded.method(), Method::Stcn);
+    assert!(loaded.describe().contains("published stcn weights"), "{}", loaded.describe());
+    unsafe { std::env::remove_var("MEMVOS_CACHE") };
+}

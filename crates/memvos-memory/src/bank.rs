@@ -360,6 +360,30 @@ mod tests {
     use burn_tensor::{Device, Distribution};
 
     #[test]
+    fn usage_records_each_frames_share_of_the_read() {
+        let d = Device::flex();
+        let mut bank = MemoryBank::new(ReadConfig::stcn(None));
+        // Three frames of 2×3 positions, keys far apart; the query is frame 1's key.
+        let keys: Vec<Tensor<4>> = (0..3).map(|i| Tensor::<4>::ones([1, 4, 2, 3], &d).mul_scalar(i as f32 * 4.0 - 4.0)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            bank.push(i, None, k.clone(), Tensor::zeros([1, 2, 2, 3], &d)).unwrap();
+        }
+        let shares = bank.record_usage(keys[1].clone(), None).unwrap();
+        assert_eq!(shares.len(), 3);
+        assert!((shares.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{shares:?}");
+        assert!(shares[1] > 0.99, "the query's own frame takes the read: {shares:?}");
+        // Only frames 0 and 2 read (frame 2 twice): frame 1 keeps its count, its `last` is 0.
+        let shares = bank.record_usage(keys[2].clone(), Some(&[0, 2, 2])).unwrap();
+        assert!((shares.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{shares:?}");
+        let stored = bank.stored();
+        assert_eq!(stored.iter().map(|s| s.usage.reads).collect::<Vec<_>>(), [2, 1, 2]);
+        assert_eq!(stored[1].usage.last, 0.0);
+        assert!((stored[2].usage.last - (shares[1] + shares[2])).abs() < 1e-6);
+        assert!(stored[1].usage.mean() > 0.99 && stored[0].usage.mean() < 0.01);
+        assert!(matches!(bank.record_usage(keys[0].clone(), Some(&[5])), Err(MemoryError::NoEntry { position: 5, .. })));
+    }
+
+    #[test]
     fn grows_evicts_and_reads_with_temporary_entries() {
         let d = Device::flex();
         let mut bank = MemoryBank::new(ReadConfig::stcn(Some(3)));

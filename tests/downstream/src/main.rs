@@ -19,7 +19,7 @@ use memvos::memory::{Candidate, Fifo, MemoryBank, MemoryError, MemoryPolicy, Sel
 use memvos::model::burn::tensor::{Device, Tensor};
 use memvos::model::registry::{Checkpoint, Loaded, MethodEntry};
 use memvos::model::{
-    AnyNetwork, Benchmark, InferenceCore, KeyKind, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, Propagator, PropagatorConfig, Query,
+    AnyNetwork, Benchmark, InferenceCore, KeyKind, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, Propagator, Query,
     SharedNetwork, WeightError, load_network,
 };
 
@@ -37,7 +37,7 @@ fn mean_iou(out: &[LabelMap], v: &SynthVideo) -> f64 {
     for (got, want) in out.iter().zip(&v.masks).skip(1) {
         for &(id, _) in &v.objects {
             let (mut inter, mut union) = (0usize, 0usize);
-            for (a, b) in got.data().iter().zip(want.data().iter()) {
+            for (a, b) in got.labels.iter().zip(want.labels.iter()) {
                 let (a, b) = (*a == id, *b == id);
                 inter += (a && b) as usize;
                 union += (a || b) as usize;
@@ -232,7 +232,7 @@ fn run() -> Result<()> {
         }
         let mut core = InferenceCore::new(warm.shared(), cfg.clone(), None, &opts.device)?;
         let out = segment(&mut core, &v)?;
-        let differ: usize = out.iter().zip(&base).map(|(a, b)| a.data().iter().zip(b.data().iter()).filter(|(x, y)| x != y).count()).sum();
+        let differ: usize = out.iter().zip(&base).map(|(a, b)| a.labels.iter().zip(b.labels.iter()).filter(|(x, y)| x != y).count()).sum();
         println!("4. {} (T = {temperature}): {differ} pixels differ from the shipped model's, mean IoU {:.3}", warm.describe(), mean_iou(&out, &v));
         let pixels = v.frames.len() * v.frames[0].height() * v.frames[0].width();
         if same && differ * 1000 > pixels {
