@@ -5,6 +5,7 @@
 //! `cargo run --release --example weights -- formula --method mivos --out mivos-formula.pth`
 //! `cargo run --release --example weights -- convert --from stcn.pth --to stcn.bpk`
 //! `cargo run --release --example weights -- inspect --file propagation_model.pth`
+//! `cargo run --release --example weights -- download stcn [--to DIR]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use memvos::burn;
-use memvos::model::{Method, load_network, weights, write_formula};
+use memvos::model::{Method, download, load_network, published, weights, write_formula};
 use memvos::runner::MethodChoice;
 
 #[derive(Parser)]
@@ -41,6 +42,15 @@ enum Cmd {
         to: PathBuf,
         #[arg(long, value_enum, default_value = "auto")]
         method: MethodChoice,
+    },
+    /// Download a published checkpoint (stcn, mivos, qdmn) into the cache folder, or DIR;
+    /// an interrupted download resumes. Kept only if it imports strictly as its method.
+    Download {
+        /// stcn, mivos or qdmn.
+        name: String,
+        /// Folder to put it in (default: the cache folder `--weights NAME` looks in).
+        #[arg(long)]
+        to: Option<PathBuf>,
     },
     /// Print the method a file holds and its number of tensors (every tensor is read and checked).
     Inspect {
@@ -72,6 +82,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let net = load_network(&from, method.method(), &device)?;
             net.save(&to, None)?;
             println!("converted {} ({}) to {}", from.display(), net.method(), to.display());
+        }
+        Cmd::Download { name, to } => {
+            let entry = published::find(&name).ok_or_else(|| published::PublishedError::Unknown { name: name.clone() })?;
+            let dir = match to {
+                Some(d) => d,
+                None => published::cache_dir().ok_or_else(|| published::PublishedError::NoCache { name: name.clone() })?,
+            };
+            println!("downloading the published {} weights ({}, {}) from {} into {}", entry.name, entry.method, entry.repository, entry.url(), dir.display());
+            let mut bar = memvos::progress::Bytes::new();
+            let got = download::fetch(entry, &dir, &mut |p| bar.update(p));
+            bar.finish();
+            let got = got?;
+            if got.resumed_from > 0 {
+                println!("resumed after {} bytes", got.resumed_from);
+            }
+            let note = if got.recorded_now { "recorded now; later downloads must match" } else { "matches the record" };
+            println!("{}: {} bytes, SHA-256 {} ({note}); use it with --weights {}", got.path.display(), got.size, got.sha256, entry.name);
         }
         Cmd::Inspect { file } => {
             // Every tensor is read and checked against the file's own record before anything

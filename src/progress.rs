@@ -61,3 +61,54 @@ impl Progress {
         }
     }
 }
+
+/// Progress of a download, counted in bytes: a bar on a terminal, a line every ten seconds
+/// otherwise. Feed it [`memvos_model::download::Progress`] updates.
+pub struct Bytes {
+    bar: Option<ProgressBar>,
+    last_log: Instant,
+}
+
+impl Default for Bytes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bytes {
+    /// A reporter with no size known yet.
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::no_length();
+            let style = ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})").unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style);
+            b
+        });
+        Bytes { bar, last_log: Instant::now() }
+    }
+
+    /// Bytes on disk now, of `total` where known.
+    pub fn update(&mut self, p: memvos_model::download::Progress) {
+        match &self.bar {
+            Some(b) => {
+                if let Some(t) = p.total {
+                    b.set_length(t);
+                }
+                b.set_position(p.done);
+            }
+            None if self.last_log.elapsed() >= LOG_EVERY => {
+                let total = p.total.map(|t| format!(" of {:.1} MB", t as f64 / 1e6)).unwrap_or_default();
+                eprintln!("{:.1} MB{total} downloaded", p.done as f64 / 1e6);
+                self.last_log = Instant::now();
+            }
+            None => {}
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

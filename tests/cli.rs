@@ -92,6 +92,9 @@ fn runner_arguments_and_outputs_are_checked_before_the_network_loads() {
     // Weights of an unknown format, and a converter target of one, named without reading input.
     call(with(&["--out", s(&out), "--weights", s(&file)]), &["unknown extension"]);
     fails_with("weights", &["convert", "--from", "absent.pth", "--to", s(&dir.path().join("x.onnx"))], &["x.onnx", "unknown extension"]);
+    // Published names: an unknown one lists the known ones.
+    fails_with("weights", &["download", "stm"], &["unknown published weights \"stm\"", "stcn, mivos, qdmn"]);
+    call(with(&["--out", s(&out), "--weights", "stm"]), &["weights stm"]);
     // An all-zero first mask: said so, not "a GIF needs at least one frame".
     write_mask(&masks.join("00000.png"), &LabelMap::zeros(48, 80), &Palette::davis()).unwrap();
     call(with(&["--out", s(&out)]), &["no mask shows an object"]);

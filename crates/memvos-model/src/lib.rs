@@ -35,6 +35,8 @@ pub mod aggregate;
 pub mod blocks;
 pub mod correspond;
 pub mod cpu;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod fuzzing;
 pub mod gsfm;
 pub mod imsfr;

@@ -21,6 +21,13 @@ pub struct Published {
     pub drive_id: &'static str,
     /// The repository that publishes it.
     pub repository: &'static str,
+    /// Other URLs serving the same file (tried after the primary one), where the repository
+    /// lists any.
+    pub mirrors: &'static [&'static str],
+    /// Its size in bytes, where known.
+    pub size: Option<u64>,
+    /// Its SHA-256 (hex), where known.
+    pub sha256: Option<&'static str>,
 }
 
 impl Published {
@@ -29,17 +36,24 @@ impl Published {
         format!("https://drive.google.com/uc?id={}", self.drive_id)
     }
 
+    /// The primary URL, then the mirrors.
+    pub fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url()).chain(self.mirrors.iter().map(|m| m.to_string())).collect()
+    }
+
     /// Where the file lives once downloaded.
     pub fn cached_path(&self) -> Option<PathBuf> {
         cache_dir().map(|d| d.join(self.file))
     }
 }
 
-/// Every published checkpoint memvos knows.
+/// Every published checkpoint memvos knows: the one table of their URLs (also in the README).
+/// Their sizes and hashes are recorded at the first good download (`published.json` in the
+/// download folder); none of the repositories publishes a checksum and none lists a mirror.
 pub const PUBLISHED: [Published; 3] = [
-    Published { name: "stcn", method: Method::Stcn, file: "stcn.pth", drive_id: "1mRrE0uCI2ktdWlUgapJI_KmgeIiF2eOm", repository: "hkchengrex/STCN" },
-    Published { name: "mivos", method: Method::Mivos, file: "propagation_model.pth", drive_id: "19dfbVDndFkboGLHESi8DGtuxF1B21Nm8", repository: "hkchengrex/MiVOS" },
-    Published { name: "qdmn", method: Method::Qdmn, file: "qdmn.pth", drive_id: "1fdiGFGol1ecVowPe6gfRHsRs9zCThFXB", repository: "yongliu20/QDMN" },
+    Published { name: "stcn", method: Method::Stcn, file: "stcn.pth", drive_id: "1mRrE0uCI2ktdWlUgapJI_KmgeIiF2eOm", repository: "hkchengrex/STCN", mirrors: &[], size: None, sha256: None },
+    Published { name: "mivos", method: Method::Mivos, file: "propagation_model.pth", drive_id: "19dfbVDndFkboGLHESi8DGtuxF1B21Nm8", repository: "hkchengrex/Mask-Propagation", mirrors: &[], size: None, sha256: None },
+    Published { name: "qdmn", method: Method::Qdmn, file: "qdmn.pth", drive_id: "1fdiGFGol1ecVowPe6gfRHsRs9zCThFXB", repository: "yongliu20/QDMN", mirrors: &[], size: None, sha256: None },
 ];
 
 /// The published checkpoint of a name (case-insensitive).
