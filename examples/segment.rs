@@ -7,7 +7,7 @@
 //!   the end, towards frame 0, or both ways (each frame then takes the run of its nearest
 //!   annotation), each run stopping at the next annotation.
 //!
-//! Writes one palette PNG per segmented frame, named like the frame, and `overlay.gif`.
+//! Writes one palette PNG per segmented frame, named like the frame, and `overlay.gif` (`--overlay none`: masks only).
 //!
 //! `cargo run --release --example segment -- --frames DIR --masks DIR --out DIR [--weights W] [--method auto]`
 //! `cargo run --release --example segment -- --frames DIR --annotations DIR --direction both --out DIR`
@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use clap::Parser;
 use memvos::data::layout::video_folder;
-use memvos::data::overlay::{overlay, write_gif};
-use memvos::data::write_mask;
+use memvos::data::overlay::{OverlayKind, write_overlay};
+use memvos::data::{Frame, LabelMap, write_mask};
 use memvos::eval::FpsMeter;
 use memvos::model::session::read_annotations;
 use memvos::model::{Benchmark, Fill, FrameSource, Frames, Session};
@@ -45,6 +45,10 @@ struct Args {
     out: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
+    /// The picture written beside the masks: gif (overlay.gif: each frame in full colour with
+    /// the masks blended in and outlined) or none.
+    #[arg(long, default_value = "gif")]
+    overlay: OverlayKind,
     /// Resize frames so the shorter side is this long (outputs come back at the frame size);
     /// default: the frames' own size.
     #[arg(long)]
@@ -100,11 +104,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .input("--frames", &args.frames)?
         .input("--masks", &masks)?
         .flag("--short-side", args.short_side.map_or("none".to_string(), |s| s.to_string()))
+        .flag("--overlay", format!("{:?}", args.overlay).to_lowercase())
         .model(&args.model)?;
     manifest.claim(&args.out, args.resume)?;
     let first = video.annotated().first().copied().unwrap_or(0);
     let expected: Vec<PathBuf> = video.frames[first..].iter().map(|f| args.out.join(format!("{}.png", f.name))).collect();
-    if args.resume && args.out.join("overlay.gif").is_file() && size.is_some_and(|(h, w)| output::complete(&expected, h, w)) {
+    if args.resume && args.overlay.file_name().is_none_or(|f| args.out.join(f).is_file()) && size.is_some_and(|(h, w)| output::complete(&expected, h, w)) {
         println!("all {} masks in {} are complete: nothing to do", expected.len(), args.out.display());
         return Ok(());
     }
@@ -119,13 +124,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let outputs = run_video_with(&loaded, &cfg, &frames, args.short_side, &mut fps, &mut |_| progress.inc(1))?;
     progress.finish();
     let palette = palette_of(&video);
-    let mut gif = Vec::with_capacity(outputs.len());
     for (i, labels) in &outputs {
         write_mask(&args.out.join(format!("{}.png", frames.frame_names[*i])), labels, &palette)?;
-        gif.push(overlay(&frames.frames[*i], labels, &palette, 0.5)?);
     }
-    write_gif(&args.out.join("overlay.gif"), &gif, 100, 480)?;
-    println!("wrote {} masks and overlay.gif to {} in {:.1?}", outputs.len(), args.out.display(), start.elapsed());
+    let shown: Vec<(&Frame, &LabelMap)> = outputs.iter().map(|(i, l)| (&frames.frames[*i], l)).collect();
+    let picture = write_overlay(args.overlay, &args.out, &shown, &palette)?.map(|p| format!(" and {}", p.file_name().unwrap_or_default().to_string_lossy())).unwrap_or_default();
+    println!("wrote {} masks{picture} to {} in {:.1?}", outputs.len(), args.out.display(), start.elapsed());
     println!("{}", fps.summary());
     Ok(())
 }
@@ -151,6 +155,7 @@ fn run_annotations(args: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Er
         .input("--annotations", dir)?
         .flag("--direction", format!("{:?}", args.direction).to_lowercase())
         .flag("--short-side", args.short_side.map_or("none".to_string(), |s| s.to_string()))
+        .flag("--overlay", format!("{:?}", args.overlay).to_lowercase())
         .model(&args.model)?;
     manifest.claim(&args.out, args.resume)?;
     let (lo, hi) = (annotations[0].0, annotations[annotations.len() - 1].0);
@@ -160,7 +165,8 @@ fn run_annotations(args: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Er
         DirectionArg::Both => (0..names.len()).collect(),
     };
     let expected: Vec<PathBuf> = covered.iter().map(|&i| args.out.join(format!("{}.png", names[i]))).collect();
-    if args.resume && args.out.join("overlay.gif").is_file() && output::complete(&expected, h, w) {
+    let overlay_done = args.overlay.file_name().is_none_or(|f| args.out.join(f).is_file());
+    if args.resume && overlay_done && output::complete(&expected, h, w) {
         println!("all {} masks in {} are complete: nothing to do", expected.len(), args.out.display());
         return Ok(());
     }
@@ -183,9 +189,10 @@ fn run_annotations(args: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Er
     let start = Instant::now();
     let done = session.fill(which, |_, _| progress.inc(1))?;
     progress.finish();
-    let written = session.export(&args.out, &palette)?;
+    let written = session.export_with(&args.out, &palette, args.overlay)?;
     let secs = start.elapsed().as_secs_f64();
-    println!("wrote {written} masks and overlay.gif to {} in {secs:.1} s ({done} frames segmented, {:.2} FPS)", args.out.display(), done as f64 / secs.max(1e-9));
+    let picture = args.overlay.file_name().map(|f| format!(" and {f}")).unwrap_or_default();
+    println!("wrote {written} masks{picture} to {} in {secs:.1} s ({done} frames segmented, {:.2} FPS)", args.out.display(), done as f64 / secs.max(1e-9));
     Ok(())
 }
 

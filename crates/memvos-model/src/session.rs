@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use memvos_data::frame::{Frame, LabelMap};
+use memvos_data::overlay::OverlayKind;
 use memvos_data::{DataError, Palette};
 
 use crate::inference::{InferenceCore, InferenceError};
@@ -492,16 +493,24 @@ impl Session {
     /// into `dir` (a DAVIS results folder for this video), and `overlay.gif` of those frames.
     /// Returns how many frames were written (none, and no GIF, before any annotation).
     pub fn export(&mut self, dir: &Path, palette: &Palette) -> Result<usize, SessionError> {
-        let mut gif = Vec::new();
+        self.export_with(dir, palette, OverlayKind::Gif)
+    }
+
+    /// [`Self::export`] with another overlay (or none).
+    pub fn export_with(&mut self, dir: &Path, palette: &Palette, overlay: OverlayKind) -> Result<usize, SessionError> {
+        let mut written = 0;
+        let mut shown: Vec<(Arc<Frame>, LabelMap)> = Vec::new();
         for i in 0..self.len() {
             let Some(labels) = self.labels(i).cloned() else { continue };
             memvos_data::write_mask(&dir.join(format!("{}.png", self.frame_name(i))), &labels, palette)?;
-            gif.push(memvos_data::overlay::overlay(self.frame(i)?.as_ref(), &labels, palette, 0.5)?);
+            written += 1;
+            if overlay != OverlayKind::None {
+                shown.push((self.frame(i)?, labels));
+            }
         }
-        if !gif.is_empty() {
-            memvos_data::overlay::write_gif(&dir.join("overlay.gif"), &gif, 100, 480)?;
-        }
-        Ok(gif.len())
+        let pairs: Vec<(&Frame, &LabelMap)> = shown.iter().map(|(f, l)| (f.as_ref(), l)).collect();
+        memvos_data::overlay::write_overlay(overlay, dir, &pairs, palette)?;
+        Ok(written)
     }
 }
 
