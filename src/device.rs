@@ -12,21 +12,32 @@ use burn::tensor::Device;
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
+    /// CUDA device 0 when built with `cuda` and a GPU answers, else the CPU.
     #[default]
     Auto,
+    /// burn's flex CPU backend.
     Cpu,
+    /// CUDA device N.
     Cuda(usize),
 }
 
 /// Why a device could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// Not a device name.
     #[error("invalid device {0:?}: expected cpu, cuda, cuda:N or auto")]
     Parse(String),
+    /// CUDA asked for without the `cuda` feature.
     #[error("CUDA device {0} asked for, but memvos was built without the `cuda` feature (rebuild with `--features cuda`)")]
     NotBuilt(usize),
+    /// No CUDA device of that index.
     #[error("CUDA device {asked} asked for, but {found} CUDA device(s) answered")]
-    NotFound { asked: usize, found: usize },
+    NotFound {
+        /// The device index asked for.
+        asked: usize,
+        /// Devices that answered.
+        found: usize,
+    },
 }
 
 impl FromStr for DeviceChoice {
@@ -59,7 +70,9 @@ impl fmt::Display for DeviceChoice {
 /// A chosen device and a one-line description of the choice.
 #[derive(Clone, Debug)]
 pub struct Selected {
+    /// The device.
     pub device: Device,
+    /// One line saying which device was chosen and why.
     pub description: String,
 }
 

@@ -18,6 +18,8 @@
 //! readable line; a crate embedding memvos turns default features off and keeps the libraries
 //! (the `train` and `studio` features add the trainer and the studio).
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod device;

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// How often a line is logged when not on a terminal.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// Progress of a run in frames.
 pub struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
@@ -55,6 +56,7 @@ impl Progress {
         }
     }
 
+    /// Removes the bar.
     pub fn finish(self) {
         if let Some(b) = self.bar {
             b.finish_and_clear();

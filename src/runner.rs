@@ -21,30 +21,65 @@ use crate::device::{DeviceChoice, DeviceError, select};
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The device could not be had.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// The weights could not be loaded.
     #[error(transparent)]
     Weights(#[from] WeightError),
+    /// Frames or masks could not be read or written.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Segmenting a video failed.
     #[error("video {video}: {source}")]
-    Propagate { video: String, source: InferenceError },
+    Propagate {
+        /// The video.
+        video: String,
+        /// What the inference core said.
+        source: InferenceError,
+    },
+    /// A video without a mask to start from.
     #[error("video {video}: no mask shows an object to start from (looked at {path} and the other annotations)")]
-    NoMask { video: String, path: PathBuf },
+    NoMask {
+        /// The video.
+        video: String,
+        /// The file looked at.
+        path: PathBuf,
+    },
+    /// A flag's value is invalid.
     #[error("{flag}: {reason}")]
-    Flag { flag: &'static str, reason: String },
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An output path cannot be used.
     #[error("{flag} {path}: {reason}")]
-    Output { flag: &'static str, path: PathBuf, reason: String },
+    Output {
+        /// The flag.
+        flag: &'static str,
+        /// The file looked at.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `--method`: a method, or `auto` to recognise it from the checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MethodChoice {
+    /// Recognise the method from the checkpoint.
     Auto,
+    /// MiVOS.
     Mivos,
+    /// STCN.
     Stcn,
+    /// QDMN.
     Qdmn,
+    /// GSFM.
     Gsfm,
+    /// IMSFR.
     Imsfr,
 }
 
@@ -146,13 +181,16 @@ impl CpuKernels {
 
 /// A loaded model and the line saying which device runs it.
 pub struct Loaded {
+    /// The model.
     pub model: Model,
+    /// The device it runs on.
     pub device: Device,
     /// One line saying which device runs.
     pub device_line: String,
 }
 
 impl Loaded {
+    /// The model's method.
     pub fn method(&self) -> Method {
         self.model.method()
     }
@@ -274,9 +312,13 @@ impl ModelArgs {
 
 /// A video in memory: its frames and, where given, masks of objects that appear there.
 pub struct LoadedVideo {
+    /// The video's name.
     pub name: String,
+    /// Its frames' names.
     pub frame_names: Vec<String>,
+    /// Its frames.
     pub frames: Vec<Frame>,
+    /// The mask given with each frame, if any.
     pub masks: Vec<Option<LabelMap>>,
 }
 

@@ -16,12 +16,14 @@ pub const IM_MEAN_U8: [u8; 3] = [124, 116, 104];
 /// An RGB video frame, `H × W × 3`, 8 bits per channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// The pixels, `[H, W, 3]`.
     pub rgb: Array3<u8>,
 }
 
 /// A label map, `H × W`: 0 is background, 1..=254 object ids, 255 is "void" in DAVIS ground truth.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabelMap {
+    /// The labels, `[H, W]`.
     pub labels: Array2<u8>,
 }
 
@@ -52,10 +54,12 @@ impl Frame {
         }
     }
 
+    /// Rows.
     pub fn height(&self) -> usize {
         self.rgb.dim().0
     }
 
+    /// Columns.
     pub fn width(&self) -> usize {
         self.rgb.dim().1
     }
@@ -95,20 +99,24 @@ impl Frame {
 }
 
 impl LabelMap {
+    /// Wraps an `H × W` array of labels.
     pub fn new(labels: Array2<u8>) -> Self {
         LabelMap { labels }
     }
 
+    /// An all-background map.
     pub fn zeros(height: usize, width: usize) -> Self {
         LabelMap {
             labels: Array2::zeros((height, width)),
         }
     }
 
+    /// Rows.
     pub fn height(&self) -> usize {
         self.labels.dim().0
     }
 
+    /// Columns.
     pub fn width(&self) -> usize {
         self.labels.dim().1
     }
@@ -193,9 +201,13 @@ impl LabelMap {
 /// right = d − left; the same for top/bottom).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Pad {
+    /// Rows added above.
     pub top: usize,
+    /// Rows added below.
     pub bottom: usize,
+    /// Columns added on the left.
     pub left: usize,
+    /// Columns added on the right.
     pub right: usize,
 }
 
@@ -220,6 +232,7 @@ impl Pad {
         })
     }
 
+    /// The size of an `height × width` map after this padding.
     pub fn padded_size(&self, height: usize, width: usize) -> (usize, usize) {
         (height + self.top + self.bottom, width + self.left + self.right)
     }

@@ -44,14 +44,17 @@ impl Palette {
         Ok(Palette { bytes })
     }
 
+    /// The `PLTE` bytes (RGB triples).
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// Entries.
     pub fn len(&self) -> usize {
         self.bytes.len() / 3
     }
 
+    /// Whether it has no entry.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -80,7 +83,9 @@ impl Default for Palette {
 /// A mask read from a PNG: its labels, and the palette it carried (for palette PNGs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mask {
+    /// The labels.
     pub labels: LabelMap,
+    /// The palette of a palette PNG (`None` for greyscale or RGB masks).
     pub palette: Option<Palette>,
     /// The `tRNS` chunk of a palette PNG, kept so that a rewrite is faithful.
     pub transparency: Option<Vec<u8>>,

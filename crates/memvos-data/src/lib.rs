@@ -9,6 +9,8 @@
 //! Library code never panics on user data: every failure is a [`DataError`] naming the file,
 //! folder or video at fault.
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod error;
 pub mod failpoint;

@@ -33,15 +33,23 @@ pub const MAX_VIDEO_BYTES: u64 = 4 << 30;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SynthConfig {
+    /// Videos to generate.
     pub videos: usize,
+    /// Frames per video.
     pub frames: usize,
+    /// Frame height.
     pub height: usize,
+    /// Frame width.
     pub width: usize,
+    /// Fewest objects per video.
     pub min_objects: usize,
+    /// Most objects per video.
     pub max_objects: usize,
+    /// Seed: the same seed gives the same videos.
     pub seed: u64,
     /// Probability that an object after the first enters mid-video.
     pub entry_probability: f32,
+    /// Quality of the written JPEG frames.
     pub jpeg_quality: u8,
 }
 
@@ -62,6 +70,7 @@ impl Default for SynthConfig {
 }
 
 impl SynthConfig {
+    /// Checks the sizes and counts (bounded, so nothing huge is allocated).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(DataError::InvalidArgument(m.to_string()));
         if self.frames == 0 {
@@ -97,8 +106,11 @@ impl SynthConfig {
 /// One generated video: frames, full masks, and when each object first appears.
 #[derive(Clone, Debug)]
 pub struct SynthVideo {
+    /// The video's name (`synth-0000`, …).
     pub name: String,
+    /// Its frames.
     pub frames: Vec<Frame>,
+    /// The full masks of every frame.
     pub masks: Vec<LabelMap>,
     /// `(object id, index of the first frame it is visible in)`, by id.
     pub objects: Vec<(u8, usize)>,
@@ -264,6 +276,7 @@ pub struct SynthPlan {
     sprites: Vec<Sprite>,
     /// Seed of each frame's sensor grain.
     grain_seeds: Vec<u64>,
+    /// The video's name.
     pub name: String,
 }
 
@@ -287,6 +300,7 @@ impl SynthPlan {
         self.frames
     }
 
+    /// Whether it has no frame.
     pub fn is_empty(&self) -> bool {
         self.frames == 0
     }
@@ -373,8 +387,11 @@ pub fn generate_video(cfg: &SynthConfig, index: usize) -> Result<SynthVideo> {
 /// What [`write_dataset`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SynthSummary {
+    /// The root written.
     pub root: PathBuf,
+    /// The videos' names.
     pub videos: Vec<String>,
+    /// Frames written in all.
     pub frames: usize,
 }
 

@@ -12,12 +12,16 @@ use crate::layout::Video;
 /// Writes DAVIS results: palette PNGs (2017) or greyscale 0/255 PNGs (2016).
 #[derive(Clone, Debug)]
 pub struct DavisWriter {
+    /// The results folder.
     pub out: PathBuf,
+    /// 2016 (binary greyscale) or 2017 (palette).
     pub year: u16,
+    /// The palette of the PNGs (DAVIS's by default).
     pub palette: Palette,
 }
 
 impl DavisWriter {
+    /// A writer into `out` for year `year`.
     pub fn new(out: impl Into<PathBuf>, year: u16) -> Self {
         DavisWriter {
             out: out.into(),
@@ -26,15 +30,18 @@ impl DavisWriter {
         }
     }
 
+    /// The same writer with another palette (the ground truth's, say).
     pub fn with_palette(mut self, palette: Palette) -> Self {
         self.palette = palette;
         self
     }
 
+    /// Where a frame's result goes (`out/video/frame.png`).
     pub fn path(&self, video: &str, frame: &str) -> PathBuf {
         self.out.join(video).join(format!("{frame}.png"))
     }
 
+    /// Writes a frame's result atomically; returns its path.
     pub fn write(&self, video: &str, frame: &str, labels: &LabelMap) -> Result<PathBuf> {
         let path = self.path(video, frame);
         if self.year == 2016 {
@@ -49,13 +56,16 @@ impl DavisWriter {
 /// Writes a YouTube-VOS submission folder.
 #[derive(Clone, Debug)]
 pub struct YouTubeWriter {
+    /// The submission folder.
     pub out: PathBuf,
+    /// The palette of the PNGs.
     pub palette: Palette,
     /// Write every frame from the first annotation on, not only the required ones.
     pub write_all: bool,
 }
 
 impl YouTubeWriter {
+    /// A writer into `out`, required frames only.
     pub fn new(out: impl Into<PathBuf>) -> Self {
         YouTubeWriter {
             out: out.into(),
@@ -64,6 +74,7 @@ impl YouTubeWriter {
         }
     }
 
+    /// Whether to write every frame from the first annotation on.
     pub fn write_all(mut self, yes: bool) -> Self {
         self.write_all = yes;
         self
@@ -78,6 +89,7 @@ impl YouTubeWriter {
             }
     }
 
+    /// Where a frame's mask goes (`out/Annotations/video/frame.png`).
     pub fn path(&self, video: &str, frame: &str) -> PathBuf {
         self.out
             .join("Annotations")
@@ -95,6 +107,7 @@ impl YouTubeWriter {
         Ok(Some(path))
     }
 
+    /// `out/Annotations`.
     pub fn annotations_dir(&self) -> PathBuf {
         self.out.join("Annotations")
     }

@@ -15,6 +15,7 @@ pub struct BitMask {
 }
 
 impl BitMask {
+    /// An all-false mask.
     pub fn zeros(height: usize, width: usize) -> Self {
         let words_per_row = width.div_ceil(64);
         BitMask {
@@ -73,18 +74,22 @@ impl BitMask {
         masks
     }
 
+    /// Rows.
     pub fn height(&self) -> usize {
         self.height
     }
 
+    /// Columns.
     pub fn width(&self) -> usize {
         self.width
     }
 
+    /// The bit at row `y`, column `x`.
     pub fn get(&self, y: usize, x: usize) -> bool {
         (self.words[y * self.words_per_row + x / 64] >> (x % 64)) & 1 == 1
     }
 
+    /// Sets the bit at row `y`, column `x`.
     pub fn set(&mut self, y: usize, x: usize) {
         self.words[y * self.words_per_row + x / 64] |= 1 << (x % 64);
     }

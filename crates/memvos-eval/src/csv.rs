@@ -10,7 +10,9 @@ use memvos_data::write_atomic;
 use crate::davis::Evaluation;
 use crate::error::Result;
 
+/// The header of `global_results-val.csv`, as the toolkit writes it.
 pub const GLOBAL_HEADER: &str = "J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay";
+/// The header of `per-sequence_results-val.csv`.
 pub const SEQUENCE_HEADER: &str = "Sequence,J-Mean,F-Mean";
 
 /// One cell: C's `%.3f` (correctly rounded, so a tiny negative value prints `-0.000`).
@@ -18,11 +20,13 @@ pub fn cell(v: f64) -> String {
     if v.is_nan() { String::new() } else { format!("{v:.3}") }
 }
 
+/// `global_results-val.csv`'s text.
 pub fn global_csv(eval: &Evaluation) -> String {
     let row: Vec<String> = eval.global.as_row().iter().map(|&v| cell(v)).collect();
     format!("{GLOBAL_HEADER}\n{}\n", row.join(","))
 }
 
+/// `per-sequence_results-val.csv`'s text (one row per object, `sequence_id`).
 pub fn per_sequence_csv(eval: &Evaluation) -> String {
     let mut s = format!("{SEQUENCE_HEADER}\n");
     for o in &eval.objects {

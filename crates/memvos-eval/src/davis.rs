@@ -18,11 +18,14 @@ use crate::stats::{Statistics, mean};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Protocol {
     #[default]
+    /// DAVIS 2017: every object by its label, results as palette PNGs.
     Davis2017,
+    /// DAVIS 2016: one binary object (every non-zero label).
     Davis2016,
 }
 
 impl Protocol {
+    /// The protocol of a DAVIS year (2016 or 2017).
     pub fn from_year(year: u16) -> Result<Self> {
         match year {
             2017 => Ok(Protocol::Davis2017),
@@ -36,7 +39,9 @@ impl Protocol {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EvalOptions {
+    /// Which toolkit's rules.
     pub protocol: Protocol,
+    /// The F measure's boundary tolerance (the toolkit's `bound_th`, 0.008 of the diagonal).
     pub bound_th: f64,
 }
 
@@ -52,13 +57,19 @@ impl Default for EvalOptions {
 /// Per-frame scores and statistics of one object of one sequence.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObjectScores {
+    /// The sequence.
     pub sequence: String,
+    /// The object's label.
     pub id: u8,
     /// Names of the scored frames.
     pub frames: Vec<String>,
+    /// Region similarity J (IoU) per scored frame.
     pub j: Vec<f64>,
+    /// Boundary accuracy F per scored frame.
     pub f: Vec<f64>,
+    /// Mean, Recall and Decay of `j`.
     pub j_stats: Statistics,
+    /// Mean, Recall and Decay of `f`.
     pub f_stats: Statistics,
 }
 
@@ -72,16 +83,24 @@ impl ObjectScores {
 /// The global row of the toolkit: plain means over all objects of all sequences.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GlobalScores {
+    /// Mean of J-Mean and F-Mean.
     pub jf_mean: f64,
+    /// Mean over objects of J's mean.
     pub j_mean: f64,
+    /// Mean over objects of J's recall.
     pub j_recall: f64,
+    /// Mean over objects of J's decay.
     pub j_decay: f64,
+    /// Mean over objects of F's mean.
     pub f_mean: f64,
+    /// Mean over objects of F's recall.
     pub f_recall: f64,
+    /// Mean over objects of F's decay.
     pub f_decay: f64,
 }
 
 impl GlobalScores {
+    /// The global scores of these objects (NaN statistics skipped, as NumPy's `nanmean`).
     pub fn of(objects: &[ObjectScores]) -> Self {
         let col = |f: &dyn Fn(&ObjectScores) -> f64| mean(&objects.iter().map(f).collect::<Vec<_>>());
         let j_mean = col(&|o| o.j_stats.mean);
@@ -106,7 +125,9 @@ impl GlobalScores {
 /// A whole evaluation.
 #[derive(Clone, Debug)]
 pub struct Evaluation {
+    /// Every object's scores, by sequence then label.
     pub objects: Vec<ObjectScores>,
+    /// The scores over all objects.
     pub global: GlobalScores,
 }
 

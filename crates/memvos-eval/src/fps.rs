@@ -15,6 +15,7 @@ pub struct FpsMeter {
 }
 
 impl FpsMeter {
+    /// A meter with nothing counted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -45,10 +46,12 @@ impl FpsMeter {
         out
     }
 
+    /// Frames counted.
     pub fn frames(&self) -> u64 {
         self.frames
     }
 
+    /// Seconds of processing counted.
     pub fn seconds(&self) -> f64 {
         self.busy.as_secs_f64()
     }

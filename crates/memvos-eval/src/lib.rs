@@ -11,6 +11,8 @@
 //! Decay of sequences longer than 255 scored frames is computed without the toolkit's `uint8`
 //! overflow.
 
+#![warn(missing_docs)]
+
 pub mod bitmask;
 pub mod csv;
 pub mod davis;

@@ -64,6 +64,7 @@ pub fn decay_bin_ids(n: usize) -> [usize; 5] {
 /// Mean, Recall and Decay of one object's per-frame values.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Statistics {
+    /// Mean of the values.
     pub mean: f64,
     /// Fraction of frames strictly above 0.5.
     pub recall: f64,
@@ -72,6 +73,7 @@ pub struct Statistics {
 }
 
 impl Statistics {
+    /// The statistics of per-frame values.
     pub fn of(values: &[f64]) -> Self {
         let n = values.len();
         let above: Vec<f64> = values.iter().map(|&v| (v > 0.5) as u8 as f64).collect();

@@ -21,7 +21,9 @@ use crate::stats::Statistics;
 /// What a checked submission holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmissionReport {
+    /// Videos in it.
     pub videos: usize,
+    /// Mask files in it.
     pub frames: usize,
 }
 
@@ -178,7 +180,9 @@ pub fn holdout(names: &[String], count: usize, seed: u64) -> Result<Vec<String>>
 /// Local scores of held-out training videos.
 #[derive(Clone, Debug)]
 pub struct LocalScores {
+    /// Every object's scores.
     pub objects: Vec<ObjectScores>,
+    /// The scores over all objects.
     pub global: GlobalScores,
 }
 

@@ -30,16 +30,21 @@ pub fn upsample(x: Tensor<4>, f: usize) -> Tensor<4> {
 /// `r = conv2(relu(conv1(relu(x))))`, `out = (downsample(x) or x) + r`; `downsample` is a 3×3 conv.
 #[derive(Module, Debug)]
 pub struct ResBlock {
+    /// First 3×3 conv.
     pub conv1: Conv2d,
+    /// Second 3×3 conv.
     pub conv2: Conv2d,
+    /// The shortcut's 3×3 conv when the widths differ.
     pub downsample: Option<Conv2d>,
 }
 
 impl ResBlock {
+    /// A block from `i` to `o` channels (a shortcut conv when they differ).
     pub fn new(i: usize, o: usize, device: &Device) -> Self {
         ResBlock { conv1: conv(i, o, 3, device), conv2: conv(o, o, 3, device), downsample: (i != o).then(|| conv(i, o, 3, device)) }
     }
 
+    /// The block on `x`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let r = self.conv2.forward(relu(self.conv1.forward(relu(x.clone()))));
         let skip = match &self.downsample {
@@ -54,7 +59,9 @@ impl ResBlock {
 /// sigmoid, scaling the channels. PyTorch: `ChannelGate.mlp.1` / `mlp.3`.
 #[derive(Module, Debug)]
 pub struct ChannelGate {
+    /// `mlp.1`: C → C/16.
     pub fc1: Linear,
+    /// `mlp.3`: C/16 → C.
     pub fc2: Linear,
 }
 
@@ -62,17 +69,21 @@ pub struct ChannelGate {
 /// PyTorch: `SpatialGate.spatial.conv`.
 #[derive(Module, Debug)]
 pub struct SpatialGate {
+    /// The 7×7 conv on `[max, mean]`.
     pub conv: Conv2d,
 }
 
 /// Convolutional block attention: channel gate, then spatial gate (the gated tensor, not a residual).
 #[derive(Module, Debug)]
 pub struct Cbam {
+    /// The channel gate.
     pub channel_gate: ChannelGate,
+    /// The spatial gate.
     pub spatial_gate: SpatialGate,
 }
 
 impl Cbam {
+    /// CBAM over `channels`.
     pub fn new(channels: usize, device: &Device) -> Self {
         Cbam {
             channel_gate: ChannelGate { fc1: LinearConfig::new(channels, channels / 16).init(device), fc2: LinearConfig::new(channels / 16, channels).init(device) },
@@ -80,6 +91,7 @@ impl Cbam {
         }
     }
 
+    /// The gated tensor.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, _, _] = x.dims();
         let mlp = |v: Tensor<2>| self.channel_gate.fc2.forward(relu(self.channel_gate.fc1.forward(v)));
@@ -96,16 +108,21 @@ impl Cbam {
 /// STCN's `fuser`: `x = block1(cat[value features, key f16])`, `x = x + attention(x)`, `block2(x)`.
 #[derive(Module, Debug)]
 pub struct FeatureFusionBlock {
+    /// The first ResBlock, on the concatenation.
     pub block1: ResBlock,
+    /// CBAM, added to its input.
     pub attention: Cbam,
+    /// The second ResBlock.
     pub block2: ResBlock,
 }
 
 impl FeatureFusionBlock {
+    /// A fusion block of `i` input channels (values and key features together) to `o`.
     pub fn new(i: usize, o: usize, device: &Device) -> Self {
         FeatureFusionBlock { block1: ResBlock::new(i, o, device), attention: Cbam::new(o, device), block2: ResBlock::new(o, o, device) }
     }
 
+    /// Fuses value features `x` with the frame's key-encoder `f16`.
     pub fn forward(&self, x: Tensor<4>, f16: Tensor<4>) -> Tensor<4> {
         let x = self.block1.forward(Tensor::cat(vec![x, f16], 1));
         let r = self.attention.forward(x.clone());
@@ -116,15 +133,19 @@ impl FeatureFusionBlock {
 /// STCN-style upsampling: `out_conv(skip_conv(skip) + up×2(up))`.
 #[derive(Module, Debug)]
 pub struct UpsampleBlock {
+    /// 3×3 conv on the skip features.
     pub skip_conv: Conv2d,
+    /// ResBlock after the sum.
     pub out_conv: ResBlock,
 }
 
 impl UpsampleBlock {
+    /// A block taking `skip_c` skip channels and `up_c` upsampled ones to `out_c`.
     pub fn new(skip_c: usize, up_c: usize, out_c: usize, device: &Device) -> Self {
         UpsampleBlock { skip_conv: conv(skip_c, up_c, 3, device), out_conv: ResBlock::new(up_c, out_c, device) }
     }
 
+    /// `out_conv(skip_conv(skip) + up×2(up))`.
     pub fn forward(&self, skip: Tensor<4>, up: Tensor<4>) -> Tensor<4> {
         let x = self.skip_conv.forward(skip) + upsample(up, 2);
         self.out_conv.forward(x)
@@ -134,9 +155,13 @@ impl UpsampleBlock {
 /// The STCN decoder (methods.md §2.0): 1024 ch at 1/16 → one logit map at full resolution.
 #[derive(Module, Debug)]
 pub struct Decoder {
+    /// ResBlock from the readout (plus f16) down to the compressed width.
     pub compress: ResBlock,
+    /// Upsampling 1/16 → 1/8 with the f8 skip.
     pub up_16_8: UpsampleBlock,
+    /// Upsampling 1/8 → 1/4 with the f4 skip.
     pub up_8_4: UpsampleBlock,
+    /// 3×3 conv to one logit map (at 1/4, then upsampled ×4).
     pub pred: Conv2d,
 }
 
@@ -144,10 +169,15 @@ pub struct Decoder {
 /// `compress` (published 512) and after the upsampling blocks (published 256).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DecoderWidths {
+    /// Input channels at 1/16.
     pub input: usize,
+    /// Channels of the f8 skip.
     pub f8: usize,
+    /// Channels of the f4 skip.
     pub f4: usize,
+    /// Width after `compress`.
     pub compress: usize,
+    /// Width after the upsampling blocks.
     pub out: usize,
 }
 
@@ -157,10 +187,12 @@ impl DecoderWidths {
 }
 
 impl Decoder {
+    /// The published decoder.
     pub fn new(device: &Device) -> Self {
         Self::with_widths(DecoderWidths::PUBLISHED, device)
     }
 
+    /// A decoder of these widths.
     pub fn with_widths(c: DecoderWidths, device: &Device) -> Self {
         Decoder {
             compress: ResBlock::new(c.input, c.compress, device),
@@ -189,16 +221,21 @@ impl Decoder {
 /// `out_conv(skip_conv2(skip_conv1(skip)) + up×2(up))`.
 #[derive(Module, Debug)]
 pub struct MivosUpsampleBlock {
+    /// 3×3 conv on the skip features.
     pub skip_conv1: Conv2d,
+    /// ResBlock on the skip path.
     pub skip_conv2: ResBlock,
+    /// ResBlock after the sum.
     pub out_conv: ResBlock,
 }
 
 impl MivosUpsampleBlock {
+    /// A block taking `skip_c` skip channels and `up_c` upsampled ones to `out_c`.
     pub fn new(skip_c: usize, up_c: usize, out_c: usize, device: &Device) -> Self {
         MivosUpsampleBlock { skip_conv1: conv(skip_c, up_c, 3, device), skip_conv2: ResBlock::new(up_c, up_c, device), out_conv: ResBlock::new(up_c, out_c, device) }
     }
 
+    /// `out_conv(skip_conv2(skip_conv1(skip)) + up×2(up))`.
     pub fn forward(&self, skip: Tensor<4>, up: Tensor<4>) -> Tensor<4> {
         let x = self.skip_conv2.forward(self.skip_conv1.forward(skip)) + upsample(up, 2);
         self.out_conv.forward(x)
@@ -208,13 +245,18 @@ impl MivosUpsampleBlock {
 /// The MiVOS decoder (methods.md §2.0): as STCN's with [`MivosUpsampleBlock`]s.
 #[derive(Module, Debug)]
 pub struct MivosDecoder {
+    /// ResBlock from the readout down to the compressed width.
     pub compress: ResBlock,
+    /// Upsampling 1/16 → 1/8 with the f8 skip.
     pub up_16_8: MivosUpsampleBlock,
+    /// Upsampling 1/8 → 1/4 with the f4 skip.
     pub up_8_4: MivosUpsampleBlock,
+    /// 3×3 conv to one logit map.
     pub pred: Conv2d,
 }
 
 impl MivosDecoder {
+    /// A decoder of these widths.
     pub fn new(c: DecoderWidths, device: &Device) -> Self {
         MivosDecoder {
             compress: ResBlock::new(c.input, c.compress, device),

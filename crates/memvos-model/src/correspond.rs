@@ -13,10 +13,22 @@ use crate::network::MemoryNetwork;
 /// What can go wrong finding a correspondence.
 #[derive(Debug, thiserror::Error)]
 pub enum CorrespondError {
+    /// The point lies outside the frame.
     #[error("point ({x}, {y}) is outside the {w}x{h} (WxH) frame")]
-    Outside { x: usize, y: usize, w: usize, h: usize },
+    Outside {
+        /// Column.
+        x: usize,
+        /// Row.
+        y: usize,
+        /// The frame's width.
+        w: usize,
+        /// The frame's height.
+        h: usize,
+    },
+    /// A frame without pixels.
     #[error("empty frame")]
     Empty,
+    /// Tensor data could not be read back.
     #[error("tensor data: {0}")]
     Data(String),
 }

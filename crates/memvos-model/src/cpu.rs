@@ -34,8 +34,14 @@ use crate::stcn::Stcn;
 /// Why the CPU path could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum CpuError {
+    /// A tensor the CPU path cannot take (type, shape).
     #[error("CPU path: tensor {name}: {reason}")]
-    Tensor { name: String, reason: String },
+    Tensor {
+        /// The tensor.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// How the CPU path runs its convolutions.
@@ -53,6 +59,7 @@ pub enum ConvAlgo {
 /// Options of the CPU path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuOptions {
+    /// How 3×3 stride-1 convolutions are computed.
     pub conv: ConvAlgo,
     /// Winograd runs on maps of at least this many output pixels. 0 (the default): on every
     /// map, and no im2col copy of its weights is kept (about 200 MB less for STCN; at 480p every
@@ -208,6 +215,7 @@ pub struct CpuResNet {
 }
 
 impl CpuResNet {
+    /// The trunk `r` packed for the CPU (`name` names its tensors in errors).
     pub fn new(r: &ResNet, name: &str, opts: CpuOptions) -> Result<Self, CpuError> {
         let layer = |blocks: &[Block], l: usize| -> Result<Vec<CpuBlock>, CpuError> { blocks.iter().enumerate().map(|(i, b)| CpuBlock::new(b, &format!("{name}.layer{l}.{i}"), opts)).collect() };
         Ok(CpuResNet { conv1: pack(&r.conv1, Some(&r.bn1), &format!("{name}.conv1"), opts)?, layers: [layer(&r.layer1, 1)?, layer(&r.layer2, 2)?, layer(&r.layer3, 3)?] })
@@ -427,6 +435,7 @@ pub struct CpuStcn {
 }
 
 impl CpuStcn {
+    /// STCN packed for the CPU; its outputs come back as tensors on `device`.
     pub fn new(net: &Stcn, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
         let (key_heads, key_dim) = pack_pair(&net.key_proj.key_proj, &net.key_comp, "key_proj/key_comp", opts)?;
         Ok(CpuStcn {

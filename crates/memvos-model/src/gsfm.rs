@@ -30,7 +30,9 @@ pub struct GsfmConfig {
     pub key_encoder: ResNetConfig,
     /// Value encoder trunk (ResNet-18 with conv biases, RGB + 2 mask channels).
     pub value_encoder: ResNetConfig,
+    /// Key channels `C_k` (published 64).
     pub key_dim: usize,
+    /// Value channels `C_v` (published 512).
     pub value_dim: usize,
     /// Decoder widths after `compress` and after the upsampling blocks (512, 256).
     pub decoder: [usize; 2],
@@ -52,19 +54,33 @@ impl Default for GsfmConfig {
 /// published ones).
 #[derive(Module, Debug)]
 pub struct GsfmDecoder {
+    /// ResBlock from the readout plus f16 to the compressed width.
     pub compress: ResBlock,
+    /// Upsampling 1/16 → 1/8 with the f8 skip.
     pub up_16_8: UpsampleBlock,
+    /// Upsampling 1/8 → 1/4 with the f4 skip.
     pub up_8_4: UpsampleBlock,
+    /// 3×3 conv to the mask logits at 1/4.
     pub pred: Conv2d,
+    /// 3×3 conv opening the boundary branch (the HFM's input).
     pub boundary_1: Conv2d,
+    /// 3×3 conv opening the mask branch.
     pub mask_1: Conv2d,
+    /// First 3×3 conv on the fused boundary features.
     pub boundary_2: Conv2d,
+    /// Second 3×3 conv on the fused boundary features.
     pub boundary_3: Conv2d,
+    /// 1×1 conv carrying the mask branch into the boundary branch.
     pub fusion_1: Conv2d,
+    /// 1×1 conv carrying the boundary branch into the mask branch.
     pub fusion_2: Conv2d,
+    /// 3×3 conv of the boundary prediction.
     pub predict_boundary_1: Conv2d,
+    /// 3×3 conv to the boundary logits at 1/4.
     pub predict_boundary_2: Conv2d,
+    /// 3×3 conv of the mask prediction (before `pred`).
     pub predict_mask: Conv2d,
+    /// The high-frequency module on `boundary_1`'s output.
     pub hfm: SpectralFilter,
 }
 
@@ -72,7 +88,9 @@ pub struct GsfmDecoder {
 /// intermediate maps the parity fixture stores.
 #[derive(Clone, Debug)]
 pub struct GsfmDecoded {
+    /// Mask logits `[K, 1, H, W]`.
     pub mask: Tensor<4>,
+    /// Boundary logits `[K, 1, H, W]`.
     pub boundary: Tensor<4>,
     /// `boundary_1`'s output (the HFM's input), `[K, 256, 4h, 4w]`.
     pub boundary_1: Tensor<4>,
@@ -122,11 +140,17 @@ impl GsfmDecoder {
 /// The GSFM evaluation network; field names are the `state_dict` prefixes of its checkpoints.
 #[derive(Module, Debug)]
 pub struct Gsfm {
+    /// The query (key) encoder: ResNet-50 to layer3.
     pub key_encoder: ResNet,
+    /// f16 → key.
     pub key_proj: KeyProjection,
+    /// 1×1 conv compressing f16 for the decoder (the query's `v16`).
     pub key_comp: Conv2d,
+    /// The value encoder (ResNet-18 on the frame and masks, fused with f16).
     pub value_encoder: ValueEncoder,
+    /// The decoder with its boundary head and HFM.
     pub decoder: GsfmDecoder,
+    /// The low-frequency module on the key encoder's f16.
     pub lfm: SpectralFilter,
 }
 
@@ -136,6 +160,7 @@ impl Gsfm {
         Self::with_config(&GsfmConfig::default(), device)
     }
 
+    /// A network of this shape with burn's default initialisation.
     pub fn with_config(cfg: &GsfmConfig, device: &Device) -> Self {
         let [f4, f8, f16] = cfg.key_encoder.channels();
         Gsfm {

@@ -52,8 +52,11 @@ impl Default for ImsfrConfig {
 /// IMSFR's value encoder: STCN's (trunk + fuser) plus the next-frame gate conv `mask`.
 #[derive(Module, Debug)]
 pub struct ImsfrValueEncoder {
+    /// The ResNet-18 trunk on the frame and masks.
     pub trunk: ResNet,
+    /// Fuses the trunk's f16 with the key encoder's.
     pub fuser: FeatureFusionBlock,
+    /// The next-frame gate conv.
     pub mask: Conv2d,
 }
 
@@ -73,21 +76,32 @@ pub struct ImsfrValue {
 /// The three readouts and their fusion for one group of objects.
 #[derive(Clone, Debug)]
 pub struct ImsfrReadout {
+    /// The readout of the sampled memory (with any temporary frame).
     pub memory: Tensor<4>,
+    /// The readout of the first frame.
     pub first: Tensor<4>,
+    /// The readout of the newest stored frame's `v_pe`.
     pub adjacent: Tensor<4>,
+    /// The fusion gate's logits.
     pub gate_logits: Tensor<4>,
+    /// `(1 + σ(gate)) · (memory + first + adjacent)`: what the decoder reads.
     pub fused: Tensor<4>,
 }
 
 /// The IMSFR evaluation network; field names are the `state_dict` prefixes of its eval network.
 #[derive(Module, Debug)]
 pub struct Imsfr {
+    /// The query (key) encoder: ResNet-101 to layer3.
     pub key_encoder: ResNet,
+    /// f16 → key (also the decoder's `v16`).
     pub key_comp: Conv2d,
+    /// The value encoder with its next-frame gate.
     pub value_encoder: ImsfrValueEncoder,
+    /// `conv_fusion1v`: projects the gated value for `v_pe`.
     pub conv_fusion1v: Conv2d,
+    /// `conv_fusion`: `v_pe = conv_fusion(v + pe_proj)`.
     pub conv_fusion: Conv2d,
+    /// STCN's decoder.
     pub decoder: Decoder,
     /// The fusion gate (used for every object at inference).
     pub mask: Conv2d,
@@ -112,6 +126,7 @@ impl Imsfr {
         Self::with_config(&ImsfrConfig::default(), device)
     }
 
+    /// A network of this shape with burn's default initialisation.
     pub fn with_config(cfg: &ImsfrConfig, device: &Device) -> Self {
         let [f4, f8, f16] = cfg.key_encoder.channels();
         let [_, _, v16] = cfg.value_encoder.channels();

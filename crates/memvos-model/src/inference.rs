@@ -22,14 +22,29 @@ pub const MAX_SIDE: usize = 16384;
 /// What can go wrong in the inference core.
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
+    /// The propagator failed.
     #[error(transparent)]
     Propagate(#[from] PropagatorError),
+    /// A frame or mask could not be converted.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A short side outside the supported range.
     #[error("--short-side {0} must be in 16..={MAX_SHORT_SIDE}")]
     ShortSide(usize),
+    /// A resize that would exceed the largest side.
     #[error("a {w}x{h} (WxH) frame resized to a short side of {short} would be {tw}x{th}, longer than {MAX_SIDE} pixels on a side")]
-    TooLarge { w: usize, h: usize, short: usize, tw: usize, th: usize },
+    TooLarge {
+        /// The frame's width.
+        w: usize,
+        /// The frame's height.
+        h: usize,
+        /// The short side asked for.
+        short: usize,
+        /// The resized width.
+        tw: usize,
+        /// The resized height.
+        th: usize,
+    },
 }
 
 /// One segmented frame.

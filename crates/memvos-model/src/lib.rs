@@ -31,6 +31,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod blocks;
 pub mod correspond;
@@ -77,10 +79,15 @@ pub use weights::WeightError;
 /// A network of any method, as loaded from a checkpoint whose method is found at run time.
 #[derive(Debug)]
 pub enum AnyNetwork {
+    /// MiVOS.
     Mivos(Mivos),
+    /// STCN.
     Stcn(Stcn),
+    /// QDMN.
     Qdmn(Qdmn),
+    /// GSFM.
     Gsfm(Gsfm),
+    /// IMSFR.
     Imsfr(Imsfr),
 }
 
@@ -128,6 +135,7 @@ impl AnyNetwork {
         std::sync::Arc::new(self)
     }
 
+    /// The network's method.
     pub fn method(&self) -> Method {
         self.network().method()
     }

@@ -60,11 +60,14 @@ impl MivosConfig {
 /// `kv_m_f16` / `kv_q_f16`: 3×3 convs from f16 to the key and to the value.
 #[derive(Module, Debug)]
 pub struct KeyValue {
+    /// 3×3 conv f16 → key.
     pub key_proj: Conv2d,
+    /// 3×3 conv f16 → value.
     pub val_proj: Conv2d,
 }
 
 impl KeyValue {
+    /// Projections from `input` channels to `key_dim` and `value_dim`.
     pub fn new(input: usize, key_dim: usize, value_dim: usize, device: &Device) -> Self {
         KeyValue { key_proj: conv(input, key_dim, 3, device), val_proj: conv(input, value_dim, 3, device) }
     }
@@ -90,10 +93,15 @@ pub fn memory_features(encoder: &ResNet, frame: Tensor<4>, masks: Tensor<4>) -> 
 /// `propagation_model.pth`.
 #[derive(Module, Debug)]
 pub struct Mivos {
+    /// The memory encoder: ResNet-50 on `[RGB, own mask, others]`.
     pub mask_rgb_encoder: ResNet,
+    /// The query encoder: ResNet-50 on the frame.
     pub rgb_encoder: ResNet,
+    /// Memory key and value projections.
     pub kv_m_f16: KeyValue,
+    /// Query key and value projections.
     pub kv_q_f16: KeyValue,
+    /// The decoder.
     pub decoder: MivosDecoder,
 }
 
@@ -103,6 +111,7 @@ impl Mivos {
         Self::with_config(&MivosConfig::published(), device)
     }
 
+    /// A network of this shape with burn's default initialisation.
     pub fn with_config(cfg: &MivosConfig, device: &Device) -> Self {
         let [_, _, m16] = cfg.memory_encoder.channels();
         let [_, _, q16] = cfg.query_encoder.channels();

@@ -23,7 +23,12 @@ pub enum ModelSource<'a> {
     /// A `.pth`, `.safetensors` (published names) or `.bpk` file.
     Path(&'a Path),
     /// The bytes of a safetensors checkpoint written by memvos; `label` names it in messages.
-    Bytes { bytes: &'a [u8], label: &'a str },
+    Bytes {
+        /// The file's bytes.
+        bytes: &'a [u8],
+        /// Its name in messages.
+        label: &'a str,
+    },
     /// The small STCN shipped inside memvos ([`crate::DEFAULT_MODEL`]).
     Default,
     /// A published checkpoint by name (`"stcn"`, `"mivos"`, `"qdmn"`: [`crate::published`]),

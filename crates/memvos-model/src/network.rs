@@ -153,6 +153,7 @@ pub enum Method {
 }
 
 impl Method {
+    /// The five, in the order of the README's table.
     pub const ALL: [Method; 5] = [Method::Mivos, Method::Stcn, Method::Qdmn, Method::Gsfm, Method::Imsfr];
 
     /// The method's usual spelling ("MiVOS", "STCN", …).

@@ -149,18 +149,52 @@ impl PropagatorConfig {
 /// What can go wrong while propagating.
 #[derive(Debug, thiserror::Error)]
 pub enum PropagatorError {
+    /// A frame of another size than the video's first.
     #[error("frame {frame} is {got_w}x{got_h} (WxH) but the video started at {want_w}x{want_h}")]
-    FrameSizeChanged { frame: usize, got_w: usize, got_h: usize, want_w: usize, want_h: usize },
+    FrameSizeChanged {
+        /// The frame's index.
+        frame: usize,
+        /// Its width.
+        got_w: usize,
+        /// Its height.
+        got_h: usize,
+        /// The expected width.
+        want_w: usize,
+        /// The expected height.
+        want_h: usize,
+    },
+    /// A mask of another size than its frame.
     #[error("the mask given with frame {frame} is {got_w}x{got_h} (WxH) but the frame is {want_w}x{want_h}")]
-    MaskSize { frame: usize, got_w: usize, got_h: usize, want_w: usize, want_h: usize },
+    MaskSize {
+        /// The frame's index.
+        frame: usize,
+        /// Its width.
+        got_w: usize,
+        /// Its height.
+        got_h: usize,
+        /// The expected width.
+        want_w: usize,
+        /// The expected height.
+        want_h: usize,
+    },
+    /// A new mask for an object already tracked.
     #[error("frame {frame}: object {id} is already tracked")]
-    AlreadyTracked { frame: usize, id: u8 },
+    AlreadyTracked {
+        /// The frame's index.
+        frame: usize,
+        /// The object's label.
+        id: u8,
+    },
+    /// The configuration is invalid.
     #[error("invalid propagator configuration: {0}")]
     Config(String),
+    /// A frame without pixels.
     #[error("empty frame (0x0)")]
     EmptyFrame,
+    /// A memory read or write failed.
     #[error(transparent)]
     Memory(#[from] MemoryError),
+    /// Tensor data could not be read back.
     #[error("tensor data: {0}")]
     Data(String),
 }

@@ -16,7 +16,9 @@ use zip::write::SimpleFileOptions;
 /// The data of one tensor.
 #[derive(Clone, Debug)]
 pub enum PthData {
+    /// float32 values.
     F32(Vec<f32>),
+    /// int64 values (`num_batches_tracked`).
     I64(Vec<i64>),
 }
 

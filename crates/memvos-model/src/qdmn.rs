@@ -34,7 +34,9 @@ fn conv_nb(i: usize, o: usize, k: usize, dilation: usize, device: &Device) -> Co
 /// One ASPP branch: a bias-free (atrous) conv, BatchNorm, ReLU.
 #[derive(Module, Debug)]
 pub struct AsppBranch {
+    /// The conv (1×1, or 3×3 with a dilation).
     pub atrous_conv: Conv2d,
+    /// Its BatchNorm.
     pub bn: BatchNorm,
 }
 
@@ -52,7 +54,9 @@ impl AsppBranch {
 /// `global_avg_pool.1` / `.2`).
 #[derive(Module, Debug)]
 pub struct ImagePool {
+    /// The 1×1 conv.
     pub conv: Conv2d,
+    /// Its BatchNorm.
     pub bn: BatchNorm,
 }
 
@@ -61,16 +65,24 @@ pub struct ImagePool {
 /// (the Dropout(0.1) after it is inactive at inference).
 #[derive(Module, Debug)]
 pub struct Aspp {
+    /// 1×1 branch.
     pub aspp1: AsppBranch,
+    /// 3×3 branch, dilation 6.
     pub aspp2: AsppBranch,
+    /// 3×3 branch, dilation 12.
     pub aspp3: AsppBranch,
+    /// 3×3 branch, dilation 18.
     pub aspp4: AsppBranch,
+    /// Image-pooling branch.
     pub global_avg_pool: ImagePool,
+    /// 1×1 conv of the concatenated branches.
     pub conv1: Conv2d,
+    /// Its BatchNorm.
     pub bn1: BatchNorm,
 }
 
 impl Aspp {
+    /// ASPP on `channels` with branches of `branch` channels.
     pub fn new(channels: usize, branch: usize, device: &Device) -> Self {
         Aspp {
             aspp1: AsppBranch::new(channels, branch, 1, 1, device),
@@ -83,6 +95,7 @@ impl Aspp {
         }
     }
 
+    /// ASPP of `x` `[K, C, h, w]` (same shape out).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [k, _, h, w] = x.dims();
         let pooled = x.clone().mean_dim(3).mean_dim(2);
@@ -100,15 +113,22 @@ impl Aspp {
 /// with ReLU (the published head's activations).
 #[derive(Module, Debug)]
 pub struct Score {
+    /// First 3×3 conv.
     pub conv1: Conv2d,
+    /// Second 3×3 conv.
     pub conv2: Conv2d,
+    /// Third 3×3 conv.
     pub conv3: Conv2d,
+    /// The strided 3×3 conv.
     pub conv4: Conv2d,
+    /// First linear layer.
     pub fc1: Linear,
+    /// Second linear layer, to the score.
     pub fc2: Linear,
 }
 
 impl Score {
+    /// The head on `input` channels.
     pub fn new(input: usize, device: &Device) -> Self {
         let half = SCORE_INPUT / 2;
         Score {
@@ -143,13 +163,21 @@ impl Score {
 /// checkpoint.
 #[derive(Module, Debug)]
 pub struct Qdmn {
+    /// The memory encoder: ResNet-50 on `[RGB, own mask, others]`.
     pub mask_rgb_encoder: ResNet,
+    /// The query encoder: ResNet-50 (conv biases) on the frame.
     pub rgb_encoder: ResNet,
+    /// Memory key and value projections.
     pub kv_m_f16: KeyValue,
+    /// Query key and value projections.
     pub kv_q_f16: KeyValue,
+    /// MiVOS's decoder.
     pub decoder: MivosDecoder,
+    /// ASPP on the decoder's input (the readout and the query's `v16`).
     pub aspp: Aspp,
+    /// The quality assessment head.
     pub score: Score,
+    /// The previous-mask gate on the query features.
     pub concat_conv: Conv2d,
 }
 
@@ -164,6 +192,7 @@ impl Qdmn {
         Self::with_config(&published_config(), device)
     }
 
+    /// A network of this shape with burn's default initialisation.
     pub fn with_config(cfg: &MivosConfig, device: &Device) -> Self {
         let [_, _, m16] = cfg.memory_encoder.channels();
         let [_, _, q16] = cfg.query_encoder.channels();

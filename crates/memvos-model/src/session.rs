@@ -85,9 +85,19 @@ pub trait FrameSource: Send {
 /// Frames of a folder (JPEG or PNG, natural name order), or frames held in memory.
 pub enum Frames {
     /// Image files, decoded when read.
-    Files { names: Vec<String>, paths: Vec<PathBuf> },
+    Files {
+        /// The frames' names (file stems).
+        names: Vec<String>,
+        /// Their files.
+        paths: Vec<PathBuf>,
+    },
     /// Decoded frames.
-    Memory { names: Vec<String>, frames: Vec<Frame> },
+    Memory {
+        /// The frames' names (file stems).
+        names: Vec<String>,
+        /// The frames.
+        frames: Vec<Frame>,
+    },
 }
 
 impl Frames {
@@ -132,26 +142,78 @@ impl FrameSource for Frames {
 /// What can go wrong in a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// A frame or annotation could not be read.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The inference core refused a frame or setting.
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// Propagation failed.
     #[error(transparent)]
     Propagate(#[from] PropagatorError),
+    /// A frame index past the video's end.
     #[error("frame {frame}: the video has {len} frames")]
-    NoFrame { frame: usize, len: usize },
+    NoFrame {
+        /// The frame's index.
+        frame: usize,
+        /// Frames in the video.
+        len: usize,
+    },
+    /// An annotation of another size than its frame.
     #[error("frame {frame} ({name}): the annotation is {got_w}x{got_h} (WxH), the frame {want_w}x{want_h}")]
-    AnnotationSize { frame: usize, name: String, got_w: usize, got_h: usize, want_w: usize, want_h: usize },
+    AnnotationSize {
+        /// The frame's index.
+        frame: usize,
+        /// The frame's name.
+        name: String,
+        /// The annotation's width.
+        got_w: usize,
+        /// The annotation's height.
+        got_h: usize,
+        /// The frames' width.
+        want_w: usize,
+        /// The frames' height.
+        want_h: usize,
+    },
+    /// A run from a frame with no annotation or result.
     #[error("frame {frame} ({name}) is neither annotated nor segmented: a run starts from an annotation or a result")]
-    NothingToStartFrom { frame: usize, name: String },
+    NothingToStartFrom {
+        /// The frame's index.
+        frame: usize,
+        /// The frame's name.
+        name: String,
+    },
+    /// A video without frames.
     #[error("the video has no frames")]
     Empty,
+    /// An annotation file named like no frame.
     #[error("{path}: no frame is named {stem} (annotations are named like the frames they annotate)")]
-    UnknownAnnotation { path: PathBuf, stem: String },
+    UnknownAnnotation {
+        /// The annotation file.
+        path: PathBuf,
+        /// Its name without extension.
+        stem: String,
+    },
+    /// An annotation file of another size than the frames.
     #[error("{path}: the annotation is {got_w}x{got_h} (WxH), the frames {want_w}x{want_h}")]
-    AnnotationFileSize { path: PathBuf, got_w: usize, got_h: usize, want_w: usize, want_h: usize },
+    AnnotationFileSize {
+        /// The annotation file.
+        path: PathBuf,
+        /// The annotation's width.
+        got_w: usize,
+        /// The annotation's height.
+        got_h: usize,
+        /// The frames' width.
+        want_w: usize,
+        /// The frames' height.
+        want_h: usize,
+    },
+    /// A folder without annotations.
     #[error("{dir}: no annotation (PNG named like a frame) in the folder")]
-    NoAnnotations { dir: PathBuf },
+    NoAnnotations {
+        /// The folder.
+        dir: PathBuf,
+    },
 }
 
 /// The annotations in `dir` of a video whose frames are `names` (`height × width`): every PNG
@@ -199,6 +261,7 @@ pub enum Fill {
 pub struct FrameResult {
     /// The annotated frame the run (or its last restart) came from.
     pub source: usize,
+    /// The frame's labels.
     pub labels: LabelMap,
 }
 

@@ -28,7 +28,9 @@ use crate::blocks::conv;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("2-D DFT of an empty map ({h}x{w}): both sides must be at least 1")]
 pub struct EmptyMap {
+    /// Rows.
     pub h: usize,
+    /// Columns.
     pub w: usize,
 }
 
@@ -128,11 +130,14 @@ pub const GSFM_SIGMA: f64 = 7.0;
 /// (real parts first); nothing depends on the map's size but `G`.
 #[derive(Module, Debug)]
 pub struct SpectralFilter {
+    /// First 1×1 conv on `[Re, Im]`.
     pub conv1: Conv2d,
+    /// Second 1×1 conv on `[Re, Im]`.
     pub conv2: Conv2d,
 }
 
 impl SpectralFilter {
+    /// A module for maps of `channels` channels.
     pub fn new(channels: usize, device: &Device) -> Self {
         SpectralFilter { conv1: conv(2 * channels, 2 * channels, 1, device), conv2: conv(2 * channels, 2 * channels, 1, device) }
     }

@@ -78,6 +78,7 @@ impl StcnConfig {
 /// `key_proj.key_proj`: 3×3 conv 1024 → 64.
 #[derive(Module, Debug)]
 pub struct KeyProjection {
+    /// The 3×3 conv f16 → key.
     pub key_proj: Conv2d,
 }
 
@@ -86,11 +87,14 @@ pub struct KeyProjection {
 /// under `value_encoder.` (see [`key_renames`]).
 #[derive(Module, Debug)]
 pub struct ValueEncoder {
+    /// The ResNet-18 trunk on `[RGB, own mask, others]`.
     pub trunk: ResNet,
+    /// Fuses the trunk's f16 with the key encoder's.
     pub fuser: FeatureFusionBlock,
 }
 
 impl ValueEncoder {
+    /// A value encoder with this trunk, fusing `key_f16` key-encoder channels into `value_dim`.
     pub fn new(trunk: ResNetConfig, key_f16: usize, value_dim: usize, device: &Device) -> Self {
         let [_, _, f16] = trunk.channels();
         ValueEncoder { trunk: trunk.init(device), fuser: FeatureFusionBlock::new(key_f16 + f16, value_dim, device) }
@@ -116,10 +120,15 @@ impl ValueEncoder {
 /// The STCN evaluation network; field names are the `state_dict` prefixes of `stcn.pth`.
 #[derive(Module, Debug)]
 pub struct Stcn {
+    /// The query (key) encoder: ResNet-50 to layer3.
     pub key_encoder: ResNet,
+    /// f16 → key.
     pub key_proj: KeyProjection,
+    /// 1×1 conv compressing f16 for the decoder (the query's `v16`).
     pub key_comp: Conv2d,
+    /// The value encoder.
     pub value_encoder: ValueEncoder,
+    /// The decoder.
     pub decoder: Decoder,
 }
 

@@ -21,20 +21,74 @@ use crate::network::Method;
 /// Everything that can go wrong with a weights file.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
+    /// The file could not be read or parsed.
     #[error("cannot read weights {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The file could not be written.
     #[error("cannot write weights {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The keys match no method.
     #[error("cannot tell which method {path} holds: its keys match none of STCN, MiVOS, QDMN, GSFM, IMSFR (first keys: {}); pass --method", .sample.join(", "))]
-    UnknownMethod { path: PathBuf, sample: Vec<String> },
+    UnknownMethod {
+        /// The file.
+        path: PathBuf,
+        /// Its first keys.
+        sample: Vec<String>,
+    },
+    /// The file holds another method than the one asked for.
     #[error("{path} holds {found} weights, not {expected} weights (asked for with --method {}); its keys against {expected}'s:{}", .expected.id(), list_problems(.missing, .unexpected, &[]))]
-    WrongMethod { path: PathBuf, expected: Method, found: Method, missing: Vec<String>, unexpected: Vec<String> },
+    WrongMethod {
+        /// The file.
+        path: PathBuf,
+        /// The method asked for.
+        expected: Method,
+        /// The method the keys show.
+        found: Method,
+        /// Tensors the network has and the file lacks.
+        missing: Vec<String>,
+        /// Tensors the file has and the network lacks.
+        unexpected: Vec<String>,
+    },
+    /// The tensors do not fit the network.
     #[error("{path} does not fit the {method} network:{}", list_problems(.missing, .unexpected, .shapes))]
-    Mismatch { path: PathBuf, method: Method, missing: Vec<String>, unexpected: Vec<String>, shapes: Vec<String> },
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The method.
+        method: Method,
+        /// Tensors the network has and the file lacks.
+        missing: Vec<String>,
+        /// Tensors the file has and the network lacks.
+        unexpected: Vec<String>,
+        /// Tensors whose shapes differ.
+        shapes: Vec<String>,
+    },
+    /// The stored network configuration is invalid.
     #[error("{path}: the network configuration stored in the file is not valid: {reason}")]
-    Config { path: PathBuf, reason: String },
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A tensor's bytes do not match the file's own record.
     #[error("{path} is damaged ({reason}); download or copy it again")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The first 20 of a list, then "… and N more".
@@ -86,6 +140,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of a file by its extension: `.pth`/`.pt`/`.ckpt`/`.tar`, `.safetensors` or `.bpk`.
     pub fn of(path: &Path) -> Result<Self, WeightError> {
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         match ext.as_str() {
@@ -471,10 +526,12 @@ pub fn save_burnpack<M: Module + ModuleSnapshot>(module: &M, path: &Path) -> Res
 pub mod formula {
     use super::*;
 
+    /// FNV-1a, 64-bit, of `bytes` (the formula weights' seeds).
     pub fn fnv1a64(bytes: &[u8]) -> u64 {
         bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
     }
 
+    /// SplitMix64's finaliser (the formula weights' generator).
     pub fn splitmix64(x: u64) -> u64 {
         let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

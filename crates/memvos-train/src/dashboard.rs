@@ -26,6 +26,7 @@ pub struct IouMetric {
 
 /// The IoU of one iteration.
 pub struct IouInput {
+    /// The mean IoU of the iteration's predicted masks.
     pub iou: f64,
 }
 

@@ -28,14 +28,51 @@ use crate::recipe::{Curriculum, Recipe, Source};
 /// What can go wrong preparing data.
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
+    /// A data source could not be read.
     #[error("data source {index} ({kind}) at {root}: {source}")]
-    Source { index: usize, kind: &'static str, root: PathBuf, source: DataError },
+    Source {
+        /// The source's position in the recipe (0-based).
+        index: usize,
+        /// Its kind (static, bl30k, davis, youtube, synthetic).
+        kind: &'static str,
+        /// Its root folder.
+        root: PathBuf,
+        /// The underlying error.
+        source: DataError,
+    },
+    /// A data source holds nothing to train on.
     #[error("data source {index} ({kind}) at {root} holds no usable {what}")]
-    Empty { index: usize, kind: &'static str, root: PathBuf, what: &'static str },
+    Empty {
+        /// The source's position in the recipe (0-based).
+        index: usize,
+        /// Its kind (static, bl30k, davis, youtube, synthetic).
+        kind: &'static str,
+        /// Its root folder.
+        root: PathBuf,
+        /// What it lacks (images, videos).
+        what: &'static str,
+    },
+    /// A video with no annotated frame.
     #[error("data source {index} ({kind}) at {root}: video {video} has no annotated frame (training samples need masks)")]
-    Unannotated { index: usize, kind: &'static str, root: PathBuf, video: String },
+    Unannotated {
+        /// The source's position in the recipe (0-based).
+        index: usize,
+        /// Its kind (static, bl30k, davis, youtube, synthetic).
+        kind: &'static str,
+        /// Its root folder.
+        root: PathBuf,
+        /// The video.
+        video: String,
+    },
+    /// A sample could not be read.
     #[error("reading a sample of {what}: {source}")]
-    Sample { what: String, source: DataError },
+    Sample {
+        /// The sample (video and frames, or image).
+        what: String,
+        /// The underlying error.
+        source: DataError,
+    },
+    /// The workers ended before the iteration loop did.
     #[error("the data workers stopped")]
     Stopped,
 }
@@ -49,19 +86,24 @@ pub struct Sample {
     pub target: Vec<Vec<f32>>,
     /// The second object's mask per frame (zeros when there is none).
     pub second: Vec<Vec<f32>>,
+    /// Whether a second object is present.
     pub has_second: bool,
 }
 
 /// `B` samples of side `S`, laid out for tensors.
 #[derive(Clone, Debug)]
 pub struct Batch {
+    /// The iteration the batch is for.
     pub iteration: usize,
+    /// Samples `B`.
     pub size: usize,
+    /// Crop side `S`.
     pub side: usize,
     /// `[B, 3 frames, 3, S, S]`.
     pub frames: Vec<f32>,
     /// `[B, 3 frames, S, S]` each.
     pub target: Vec<f32>,
+    /// The second object's masks, laid out as `target`.
     pub second: Vec<f32>,
     /// `[B]`: 1 where a second object exists.
     pub selector: Vec<f32>,
@@ -217,6 +259,7 @@ impl Entries {
         self.items.len()
     }
 
+    /// Whether nothing was listed.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -8,6 +8,8 @@
 //! Adam with weight decay and the step schedule, burn-train's metrics and dashboard, atomic
 //! checkpoints and a resume that loses nothing.
 
+#![warn(missing_docs)]
+
 pub mod dashboard;
 pub mod data;
 pub mod fuzzing;

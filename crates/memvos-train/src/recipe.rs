@@ -12,14 +12,38 @@ use serde::{Deserialize, Serialize};
 /// What can be wrong with a recipe.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
+    /// The file could not be read.
     #[error("cannot read recipe {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A field is invalid or missing.
     #[error("recipe {origin}: {reason}")]
-    Invalid { origin: String, reason: String },
+    Invalid {
+        /// Where the recipe came from (file or bundled name).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `--set key=value` that does not apply.
     #[error("override {text:?}: {reason}")]
-    Override { text: String, reason: String },
+    Override {
+        /// The `--set` text.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No bundled recipe of that name.
     #[error("no bundled recipe {name:?} (bundled: {})", .known.join(", "))]
-    Unknown { name: String, known: Vec<String> },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The bundled names.
+        known: Vec<String>,
+    },
 }
 
 /// The bootstrapped cross-entropy schedule (methods.md §2.6): plain mean before `start`, then the
@@ -27,9 +51,12 @@ pub enum RecipeError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bootstrap {
+    /// Iteration at which bootstrapping starts.
     pub start: usize,
+    /// Iteration at which the kept fraction reaches `p`.
     pub end: usize,
     #[serde(default = "default_p")]
+    /// The fraction of pixels kept at the end.
     pub p: f64,
 }
 
@@ -43,8 +70,11 @@ fn default_p() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct Curriculum {
     #[serde(default = "default_skip")]
+    /// The max-skip before the first step.
     pub start: usize,
+    /// The max-skip from each step on.
     pub values: Vec<usize>,
+    /// Where each step starts, as a fraction of the iterations.
     pub after: Vec<f64>,
 }
 
@@ -84,47 +114,71 @@ pub enum Source {
     /// Static images with masks (`<root>/<name>.jpg` + `.png`, or FSS-1000's class folders),
     /// each turned into a 3-frame pseudo-video (methods.md §4.1).
     Static {
+        /// The folder of images and masks.
         root: PathBuf,
         #[serde(default = "one")]
+        /// Times each image is listed per pass.
         repeat: usize,
     },
     /// BL30K (`<root>/JPEGImages`, `<root>/Annotations`).
-    Bl30k { root: PathBuf, max_skip: Curriculum },
+    Bl30k {
+        /// Its root folder.
+        root: PathBuf,
+        /// The max-skip curriculum.
+        max_skip: Curriculum,
+    },
     /// A DAVIS 2017 root's image set (default `train`), repeated.
     Davis {
+        /// The DAVIS root.
         root: PathBuf,
         #[serde(default = "train_set")]
+        /// The image set (`ImageSets/2017/<set>.txt`).
         set: String,
         #[serde(default = "one")]
+        /// Times each video is listed per pass.
         repeat: usize,
         /// A file listing the videos to use (one per line), e.g. STCN's `davis_subset.txt`.
         #[serde(default)]
         subset: Option<PathBuf>,
+        /// The max-skip curriculum.
         max_skip: Curriculum,
     },
     /// A YouTube-VOS split (default `train`; `train_480p` layouts too) whose stored frames are
     /// every `frame_step`-th of the video: the max-skip is divided by it.
     Youtube {
+        /// The YouTube-VOS root.
         root: PathBuf,
         #[serde(default = "train_set")]
+        /// The split folder.
         split: String,
         #[serde(default)]
+        /// A file listing the videos to use.
         subset: Option<PathBuf>,
         #[serde(default = "five")]
+        /// Every how many video frames a stored frame is.
         frame_step: usize,
+        /// The max-skip curriculum (in video frames).
         max_skip: Curriculum,
     },
     /// Synthetic videos generated on the fly (memvos-data's generator), deterministic in `seed`.
     Synthetic {
+        /// Videos generated.
         videos: usize,
+        /// Frames per video.
         frames: usize,
+        /// Frame height.
         height: usize,
+        /// Frame width.
         width: usize,
         #[serde(default = "one")]
+        /// Fewest objects per video.
         min_objects: usize,
         #[serde(default = "five")]
+        /// Most objects per video.
         max_objects: usize,
+        /// Seed of the generator.
         seed: u64,
+        /// The max-skip curriculum.
         max_skip: Curriculum,
     },
 }
@@ -145,15 +199,18 @@ pub enum Optimizer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    /// The method trained.
     pub method: Method,
     /// 0 static images, 1 BL30K, 2 DAVIS + YouTube-VOS after BL30K, 3 the same without it.
     pub stage: u8,
     /// The network's shape, as the method's config struct (absent: the published network).
     #[serde(default)]
     pub network: Option<serde_json::Value>,
+    /// Iterations of the stage.
     pub iterations: usize,
     /// Samples per iteration (over all devices).
     pub batch_size: usize,
+    /// The initial learning rate.
     pub lr: f64,
     /// The optimiser: Adam (the published recipes) or plain SGD.
     #[serde(default)]
@@ -161,8 +218,11 @@ pub struct Recipe {
     /// Iterations after which the learning rate is multiplied by `lr_gamma`.
     pub lr_steps: Vec<usize>,
     #[serde(default = "default_gamma")]
+    /// The factor applied at each of `lr_steps`.
     pub lr_gamma: f64,
+    /// Weight decay of the optimiser (0: none).
     pub weight_decay: f64,
+    /// The bootstrapped cross-entropy schedule.
     pub bootstrap: Bootstrap,
     /// Square crop side.
     pub crop: usize,
@@ -173,6 +233,7 @@ pub struct Recipe {
     pub freeze_bn: bool,
     /// Seed of the initialisation and of the data order.
     pub seed: u64,
+    /// Iterations between checkpoints.
     pub checkpoint_every: usize,
     /// QDMN's quality loss weight.
     #[serde(default = "one_f")]
@@ -191,6 +252,7 @@ pub struct Recipe {
     /// 0.36–1, BL30K 0.25–1). A smaller range keeps the crop's scale near the frame's.
     #[serde(default)]
     pub crop_scale: Option<(f32, f32)>,
+    /// The data sources samples are drawn from.
     pub sources: Vec<Source>,
 }
 

@@ -81,7 +81,9 @@ pub struct StepOutput {
     pub loss: Tensor<1>,
     /// Its parts: segmentation (frames 1 + 2), boundary (GSFM), quality (QDMN).
     pub segmentation: Tensor<1>,
+    /// GSFM's boundary loss, when it applies.
     pub boundary: Option<Tensor<1>>,
+    /// QDMN's quality loss, when it applies.
     pub quality: Option<Tensor<1>>,
     /// Aggregated probabilities of frames 1 and 2, `[B, K + 1, S, S]`.
     pub probs: [Tensor<4>; 2],
@@ -100,6 +102,7 @@ pub struct BatchTensors {
 }
 
 impl BatchTensors {
+    /// The batch as tensors on `device` (`objects` per sample).
     pub fn new(batch: &Batch, objects: usize, device: &Device) -> Self {
         let (b, s) = (batch.size, batch.side);
         let frames5 = Tensor::<5>::from_data(TensorData::new(batch.frames.clone(), [b, 3, 3, s, s]), device);
@@ -147,10 +150,13 @@ fn rows(q: &Query, start: usize, len: usize) -> Query {
 /// Settings of a step.
 #[derive(Clone, Copy, Debug)]
 pub struct StepConfig {
+    /// Objects per sample (1 or 2).
     pub objects: usize,
     /// The bootstrapped CE's kept fraction at this iteration.
     pub bootstrap_p: f64,
+    /// GSFM's boundary loss weight.
     pub boundary_weight: f64,
+    /// QDMN's quality loss weight.
     pub quality_weight: f64,
 }
 

@@ -28,20 +28,42 @@ use crate::step::{BatchTensors, StepConfig, Trainable, forward, target_iou};
 /// What can go wrong while training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// The recipe is invalid.
     #[error("invalid recipe: {0}")]
     Recipe(String),
+    /// The training data could not be prepared.
     #[error(transparent)]
     Data(#[from] LoaderError),
+    /// Weights could not be read or written.
     #[error(transparent)]
     Weights(#[from] weights::WeightError),
+    /// A checkpoint could not be written or read.
     #[error("{path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
+    Checkpoint {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The run cannot be resumed as asked.
     #[error("--resume: {0}")]
     Resume(String),
+    /// The output folder cannot be used.
     #[error("output folder {path}: {reason}")]
-    Output { path: PathBuf, reason: String },
+    Output {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A training step failed (a non-finite loss, a shape).
     #[error("training step at iteration {iteration}: {reason}")]
-    Step { iteration: usize, reason: String },
+    Step {
+        /// The iteration.
+        iteration: usize,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// How to run a recipe.
@@ -71,9 +93,13 @@ pub struct TrainOptions {
 /// One iteration's numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IterationStats {
+    /// The iteration's number.
     pub iteration: usize,
+    /// Its total loss.
     pub loss: f64,
+    /// The IoU of its predicted masks.
     pub iou: f64,
+    /// The learning rate it ran with.
     pub lr: f64,
     /// Wall seconds of the iteration (waiting for data included).
     pub seconds: f64,
@@ -81,8 +107,11 @@ pub struct IterationStats {
 
 /// Receives the loop's progress (a dashboard, a progress bar, a log).
 pub trait Observer {
+    /// Training starts at iteration `first` of `total`.
     fn start(&mut self, _first: usize, _total: usize) {}
+    /// An iteration finished.
     fn iteration(&mut self, _stats: &IterationStats) {}
+    /// A checkpoint was written into `folder`.
     fn checkpoint(&mut self, _iteration: usize, _folder: &Path) {}
     /// Asked after every iteration: stop now (a checkpoint is written first).
     fn should_stop(&self) -> bool {
@@ -97,11 +126,15 @@ impl Observer for Silent {}
 /// The checkpoint's metadata (`checkpoint.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckpointState {
+    /// The method trained.
     pub method: Method,
+    /// The stage.
     pub stage: u8,
     /// The iteration the checkpoint was taken after (the next one to run is `iteration + 1`).
     pub iteration: usize,
+    /// The recipe the run follows.
     pub recipe: Recipe,
+    /// Every iteration's numbers so far.
     pub history: Vec<IterationStats>,
     /// SHA-256 of the checkpoint's model and optimiser files, so a resume refuses files of
     /// another run put in their place.
@@ -196,6 +229,7 @@ pub struct TrainReport {
     pub ran: usize,
     /// The last iteration done.
     pub last: Option<usize>,
+    /// Every iteration's numbers (resumed runs included).
     pub history: Vec<IterationStats>,
     /// The final weights (`final.safetensors`), when the recipe's iterations are all done.
     pub weights: Option<PathBuf>,

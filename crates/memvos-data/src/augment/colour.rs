@@ -11,9 +11,13 @@ use serde::{Deserialize, Serialize};
 /// `[−hue, hue]` (fraction of a full turn, at most 0.5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColorJitter {
+    /// Brightness strength.
     pub brightness: f32,
+    /// Contrast strength.
     pub contrast: f32,
+    /// Saturation strength.
     pub saturation: f32,
+    /// Hue strength (fraction of a turn, at most 0.5).
     pub hue: f32,
 }
 
@@ -29,6 +33,7 @@ fn luma(r: f32, g: f32, b: f32) -> f32 {
 }
 
 impl ColorJitter {
+    /// No jitter.
     pub const NONE: ColorJitter = ColorJitter {
         brightness: 0.0,
         contrast: 0.0,
@@ -36,6 +41,7 @@ impl ColorJitter {
         hue: 0.0,
     };
 
+    /// Draws the factors and their order (torchvision's `ColorJitter` applies the four in random order).
     pub fn draw<R: Rng>(&self, rng: &mut R) -> JitterDraw {
         let mut order = [0, 1, 2, 3];
         order.shuffle(rng);
@@ -52,6 +58,7 @@ impl ColorJitter {
 }
 
 impl JitterDraw {
+    /// Applies the drawn jitter to an `H × W × 3` image with values in `[0, 1]`.
     pub fn apply(&self, img: &mut Array3<f32>) {
         for &op in &self.order {
             let Some(f) = self.factors[op] else { continue };

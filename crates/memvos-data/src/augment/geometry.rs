@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interp {
+    /// Nearest neighbour (label maps).
     Nearest,
+    /// Bilinear.
     Bilinear,
+    /// Bicubic.
     Bicubic,
 }
 
@@ -87,13 +90,18 @@ pub fn remap(
 /// translation (pixels), scale, and shear (degrees, x then y), about the image centre.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Affine {
+    /// Rotation in degrees, counter-clockwise.
     pub angle: f32,
+    /// Translation in pixels (x, y).
     pub translate: (f32, f32),
+    /// Scale factor.
     pub scale: f32,
+    /// Shear in degrees (x, y).
     pub shear: (f32, f32),
 }
 
 impl Affine {
+    /// The transform that changes nothing.
     pub const IDENTITY: Affine = Affine {
         angle: 0.0,
         translate: (0.0, 0.0),
@@ -133,13 +141,18 @@ impl Affine {
 /// shear ±s on x).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AffineRange {
+    /// Rotation range: ±degrees.
     pub degrees: f32,
+    /// Translation range as fractions of the width and height.
     pub translate: (f32, f32),
+    /// Scale range.
     pub scale: (f32, f32),
+    /// Shear range on x: ±degrees.
     pub shear: f32,
 }
 
 impl AffineRange {
+    /// Draws a transform for an image of this size, as torchvision's `RandomAffine.get_params`.
     pub fn sample<R: Rng>(&self, rng: &mut R, height: usize, width: usize) -> Affine {
         let uni = |rng: &mut R, a: f32, b: f32| if b > a { rng.random_range(a..b) } else { a };
         let angle = uni(rng, -self.degrees, self.degrees);

@@ -48,7 +48,9 @@ fn check_prob(name: &str, p: f32) -> Result<()> {
 /// Thin-plate-spline warp settings (methods.md §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TpsConfig {
+    /// Probability that a frame is warped.
     pub probability: f32,
+    /// Control points per side of the grid.
     pub control_points: usize,
     /// Standard deviation of the target jitter, in normalised units.
     pub sigma: f64,
@@ -58,14 +60,23 @@ pub struct TpsConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StaticToVideo {
+    /// Frames of the pseudo-video.
     pub frames: usize,
+    /// Output side (square).
     pub size: usize,
+    /// The affine transform shared by all frames.
     pub shared_affine: AffineRange,
+    /// Probability of a horizontal flip (all frames).
     pub hflip_probability: f32,
+    /// Colour jitter shared by all frames.
     pub shared_jitter: ColorJitter,
+    /// Probability of turning the frames grey.
     pub grayscale_probability: f32,
+    /// Each frame's own affine transform.
     pub frame_affine: AffineRange,
+    /// Each frame's own colour jitter.
     pub frame_jitter: ColorJitter,
+    /// The thin-plate-spline warp.
     pub tps: TpsConfig,
 }
 
@@ -88,7 +99,9 @@ impl Default for StaticToVideo {
 /// Frames and soft masks (values in `[0, 1]`; the class map is `mask > 0.5`).
 #[derive(Clone, Debug)]
 pub struct PseudoVideo {
+    /// The frames.
     pub frames: Vec<Frame>,
+    /// Each frame's soft mask.
     pub masks: Vec<Array2<f32>>,
 }
 
@@ -162,13 +175,21 @@ impl StaticToVideo {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VideoAugment {
+    /// Output side (square crop).
     pub size: usize,
+    /// Probability of a horizontal flip (all frames).
     pub hflip_probability: f32,
+    /// Area range of the random resized crop, as fractions of the frame.
     pub crop_scale: (f32, f32),
+    /// Aspect-ratio range of the crop.
     pub crop_ratio: (f32, f32),
+    /// Colour jitter shared by all frames.
     pub shared_jitter: ColorJitter,
+    /// Probability of turning the frames grey.
     pub grayscale_probability: f32,
+    /// Each frame's own affine transform.
     pub frame_affine: AffineRange,
+    /// Each frame's own colour jitter.
     pub frame_jitter: ColorJitter,
 }
 

@@ -14,12 +14,15 @@ use crate::io::MaskEncoding;
 pub enum DavisResolution {
     #[default]
     #[serde(rename = "480p")]
+    /// `480p`.
     P480,
     #[serde(rename = "Full-Resolution")]
+    /// `Full-Resolution`.
     Full,
 }
 
 impl DavisResolution {
+    /// The folder name under `JPEGImages` and `Annotations`.
     pub fn folder(self) -> &'static str {
         match self {
             DavisResolution::P480 => "480p",
@@ -31,13 +34,18 @@ impl DavisResolution {
 /// Reader of a DAVIS root.
 #[derive(Clone, Debug)]
 pub struct Davis {
+    /// The root (holding `JPEGImages`, `Annotations`, `ImageSets`).
     pub root: PathBuf,
+    /// 2016 or 2017 (which `ImageSets` list).
     pub year: u16,
+    /// The image set (`train`, `val`, `test-dev`, …).
     pub split: String,
+    /// Which resolution's folders.
     pub resolution: DavisResolution,
 }
 
 impl Davis {
+    /// A reader of image set `split` of year `year` at 480p.
     pub fn new(root: impl Into<PathBuf>, year: u16, split: &str) -> Self {
         Davis {
             root: root.into(),
@@ -47,6 +55,7 @@ impl Davis {
         }
     }
 
+    /// The same reader at another resolution.
     pub fn resolution(mut self, resolution: DavisResolution) -> Self {
         self.resolution = resolution;
         self

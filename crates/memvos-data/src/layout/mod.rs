@@ -25,24 +25,33 @@ pub use youtube::{YouTube, YouTubeMeta};
 /// where one exists, its annotation file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameEntry {
+    /// The frame's name.
     pub name: String,
+    /// Its image file (absent in an annotations-only root).
     pub image: Option<PathBuf>,
+    /// Its annotation file, if any.
     pub annotation: Option<PathBuf>,
 }
 
 /// Where an object first appears and on which frames it is annotated (YouTube-VOS `meta.json`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectEntry {
+    /// The object's label.
     pub id: u8,
+    /// The frame it first appears in.
     pub first_frame: String,
+    /// The frames it is annotated on.
     pub frames: Vec<String>,
+    /// Its category, where the index gives one.
     pub category: Option<String>,
 }
 
 /// A listed video.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Video {
+    /// The video's name (its folder).
     pub name: String,
+    /// Its frames in order.
     pub frames: Vec<FrameEntry>,
     /// Objects known from an index file (YouTube-VOS). Empty where only the masks tell.
     pub objects: Vec<ObjectEntry>,
@@ -54,10 +63,12 @@ pub struct Video {
 }
 
 impl Video {
+    /// Frames.
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
+    /// Whether it has no frame.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
@@ -121,6 +132,7 @@ impl Video {
         Ok(())
     }
 
+    /// Frame `i` and its annotation, if any (checked against the frame's size).
     pub fn read_pair(&self, i: usize) -> Result<(Frame, Option<LabelMap>)> {
         let frame = self.read_frame(i)?;
         let mask = self.read_annotation(i, Some((frame.height(), frame.width())))?;
@@ -141,11 +153,14 @@ impl Video {
 /// A listed dataset: a root and its videos in index order.
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// The root folder.
     pub root: PathBuf,
+    /// The videos.
     pub videos: Vec<Video>,
 }
 
 impl Dataset {
+    /// The video of a name.
     pub fn video(&self, name: &str) -> Option<&Video> {
         self.videos.iter().find(|v| v.name == name)
     }
@@ -278,10 +293,15 @@ pub(crate) fn list_video(
 /// and on how many annotated frames it is present.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VideoSummary {
+    /// The video's name.
     pub name: String,
+    /// Frames.
     pub frames: usize,
+    /// Frames with an annotation.
     pub annotated: usize,
+    /// Height of the frames.
     pub height: usize,
+    /// Width of the frames.
     pub width: usize,
     /// `(id, first frame name, annotated frames present in)`, by id.
     pub objects: Vec<(u8, String, usize)>,

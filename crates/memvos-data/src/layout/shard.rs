@@ -20,15 +20,23 @@ pub struct Shard {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ShardError {
     #[error("{0:?}: expected I/N with 1 <= I <= N, e.g. 2/4")]
+    /// Not of the form `I/N`.
     Syntax(String),
     #[error("{index}/{count}: the index must be in 1..={count}")]
-    Range { index: usize, count: usize },
+    /// An index outside `1..=count`.
+    Range {
+        /// The part asked for.
+        index: usize,
+        /// Parts in all.
+        count: usize,
+    },
 }
 
 impl Shard {
     /// The whole dataset as one part.
     pub const ALL: Shard = Shard { index: 1, count: 1 };
 
+    /// Part `index` (1-based) of `count`.
     pub fn new(index: usize, count: usize) -> Result<Self, ShardError> {
         if count == 0 || index == 0 || index > count {
             return Err(ShardError::Range { index, count });

@@ -14,7 +14,9 @@ use crate::io::read_frame;
 /// One image and its (possibly soft, 0..=255) mask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticSample {
+    /// The image.
     pub image: PathBuf,
+    /// Its mask.
     pub mask: PathBuf,
 }
 
@@ -48,11 +50,14 @@ impl StaticSample {
 /// beside it. Listed recursively, sorted by path; nothing is decoded.
 #[derive(Clone, Debug)]
 pub struct StaticImages {
+    /// The folder listed.
     pub root: PathBuf,
+    /// The pairs, sorted by path.
     pub samples: Vec<StaticSample>,
 }
 
 impl StaticImages {
+    /// Lists the pairs below `root` (an error when there is none).
     pub fn open(root: &Path) -> Result<Self> {
         require_dir(root, "static image set")?;
         let mut samples = Vec::new();

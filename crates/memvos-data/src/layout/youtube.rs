@@ -16,22 +16,29 @@ use crate::paths::{natural_cmp, sort_natural};
 /// `meta.json` as YouTube-VOS ships it.
 #[derive(Clone, Debug, Deserialize)]
 pub struct YouTubeMeta {
+    /// The videos by name.
     pub videos: BTreeMap<String, MetaVideo>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
+/// One video of `meta.json`.
 pub struct MetaVideo {
+    /// Its objects by id (as a string).
     pub objects: BTreeMap<String, MetaObject>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
+/// One object of `meta.json`.
 pub struct MetaObject {
     #[serde(default)]
+    /// Its category (in the training split).
     pub category: Option<String>,
+    /// The frames it is annotated on.
     pub frames: Vec<String>,
 }
 
 impl YouTubeMeta {
+    /// Reads a `meta.json` file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
         Self::parse(&text, path)
@@ -49,13 +56,16 @@ impl YouTubeMeta {
 /// Reader of a YouTube-VOS root (2018 or 2019: the layouts are the same).
 #[derive(Clone, Debug)]
 pub struct YouTube {
+    /// The root (holding `train`, `valid`, …).
     pub root: PathBuf,
+    /// The split folder.
     pub split: String,
     /// Read frames from `all_frames/<split>_all_frames` (30 fps) instead of `<split>` (every 5th).
     pub all_frames: bool,
 }
 
 impl YouTube {
+    /// A reader of split `split`.
     pub fn new(root: impl Into<PathBuf>, split: &str) -> Self {
         YouTube {
             root: root.into(),
@@ -64,15 +74,18 @@ impl YouTube {
         }
     }
 
+    /// Reads the dense frames (`all_frames`) instead of every 5th.
     pub fn all_frames(mut self, yes: bool) -> Self {
         self.all_frames = yes;
         self
     }
 
+    /// The split's `meta.json`.
     pub fn meta_path(&self) -> PathBuf {
         self.root.join(&self.split).join("meta.json")
     }
 
+    /// The folder the frames are read from.
     pub fn image_root(&self) -> PathBuf {
         if self.all_frames {
             self.root
@@ -84,6 +97,7 @@ impl YouTube {
         }
     }
 
+    /// Lists the split's videos with their objects and required frames.
     pub fn open(&self) -> Result<Dataset> {
         require_dir(&self.root, "YouTube-VOS root")?;
         let meta_path = self.meta_path();
