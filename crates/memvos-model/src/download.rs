@@ -342,7 +342,7 @@ fn sha256_of(path: &Path) -> Result<(u64, String), DownloadError> {
         h.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((size, h.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((size, format!("{:x}", h.finalize())))
 }
 
 fn verify_and_keep(entry: &Published, dir: &Path, part: &Path, resumed_from: u64) -> Result<Downloaded, DownloadError> {
