@@ -1,7 +1,7 @@
 //! Generates a synthetic DAVIS-style dataset and reads it back with a summary.
 //!
 //! `cargo run --release --example synth -- --out DIR --videos N [--seed S] [--frames F]
-//! [--size HxW] [--max-objects K]`
+//! [--size HxW] [--max-objects K] [--photos DIR]`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use memvos::data::layout::{Davis, summarize};
-use memvos::data::synth::{SynthConfig, write_dataset};
+use memvos::data::photos::PhotoSet;
+use memvos::data::synth::{SynthConfig, write_dataset_with};
 
 #[derive(Parser)]
 #[command(about = "Write synthetic videos as a DAVIS root, then read them back")]
@@ -29,6 +30,10 @@ struct Args {
     size: (usize, usize),
     #[arg(long, default_value_t = 5)]
     max_objects: usize,
+    /// A folder of photographs (JPEG/PNG): backgrounds and objects cut from real photos
+    /// (`scripts/fetch-photos.sh DIR` fetches the set the shipped model learned on).
+    #[arg(long)]
+    photos: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     cfg.validate().map_err(|e| format!("--size/--frames/--videos/--max-objects: {e}"))?;
+    let photos = match &args.photos {
+        Some(dir) => Some(PhotoSet::load(dir).map_err(|e| format!("--photos: {e}"))?),
+        None => None,
+    };
+
     // A folder that holds something synth did not write (a real dataset) is never written into.
     let manifest = memvos::output::Manifest::new("synth");
     let ours = std::fs::read_to_string(args.out.join(memvos::output::MANIFEST)).is_ok_and(|t| t.contains("\"synth\""));
@@ -60,7 +70,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .with_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} videos ({elapsed})")?);
     bar.set_message("generating");
     let start = Instant::now();
-    let written = write_dataset(&args.out, &cfg, |_| bar.inc(1))?;
+    let written = write_dataset_with(&args.out, &cfg, photos.as_ref(), |_| bar.inc(1))?;
     bar.finish();
     println!("wrote {} videos, {} frames to {} in {:.1?}", written.videos.len(), written.frames, args.out.display(), start.elapsed());
 

@@ -3,7 +3,8 @@
 //! Everything memvos reads and writes before and after the network: RGB frames and label maps
 //! and their conversion to network input ([`frame`]), JPEG/PNG frames and palette PNG masks
 //! ([`io`]), the DAVIS, YouTube-VOS, BL30K, static-image and generic-folder layouts
-//! ([`layout`]), results writers ([`writer`]), synthetic videos ([`synth`]) and training
+//! ([`layout`]), results writers ([`writer`]), synthetic videos ([`synth`]; procedural, or cut
+//! from a folder of real photographs, [`photos`]) and training
 //! augmentation with thin-plate-spline warps ([`augment`]).
 //!
 //! Library code never panics on user data: every failure is a [`DataError`] naming the file,
@@ -19,6 +20,7 @@ pub mod io;
 pub mod layout;
 pub mod overlay;
 pub mod paths;
+pub mod photos;
 pub mod synth;
 pub mod writer;
 
