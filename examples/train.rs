@@ -57,6 +57,10 @@ struct Args {
     /// Start from these weights (a previous stage's final.safetensors, a published .pth).
     #[arg(long)]
     init: Option<PathBuf>,
+    /// Texture the recipe's synthetic videos with this folder of photographs (JPEG/PNG);
+    /// `scripts/fetch-photos.sh DIR` fetches the set the shipped model learned on.
+    #[arg(long)]
+    photos: Option<PathBuf>,
     /// Training devices, comma-separated (cpu, cuda:0, cuda:1, …); the batch is split over them.
     #[arg(long, default_value = "cpu", value_delimiter = ',')]
     devices: Vec<DeviceChoice>,
@@ -76,7 +80,11 @@ fn pick_recipe(args: &Args) -> Result<Recipe, Box<dyn std::error::Error>> {
         (None, Some(m), Some(s)) => recipe::stage_name(m, s).ok_or_else(|| format!("--stage {s}: stages are 0, 1, 2 and 3"))?,
         (None, _, _) => return Err("give --recipe, or --method and --stage".into()),
     };
-    let r = recipe::load(&name, &args.overrides)?;
+    let mut r = recipe::load(&name, &args.overrides)?;
+    if let Some(dir) = &args.photos {
+        // Absolute, so that it is not read relative to --data as recipe paths are.
+        r.set_photos(&std::path::absolute(dir).map_err(|e| format!("--photos {}: {e}", dir.display()))?)?;
+    }
     if let Some(m) = args.method.filter(|&m| m != r.method) {
         return Err(format!("--method {}: the recipe {name} trains {}", m.id(), r.method).into());
     }

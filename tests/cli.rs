@@ -66,6 +66,29 @@ fn size_arguments_are_checked_not_allocated() {
 }
 
 #[test]
+fn photo_folders_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let missing = dir.path().join("no-photos-here");
+    fails_with("synth", &["--out", s(&out), "--videos", "1", "--photos", s(&missing)], &["no-photos-here", "missing folder"]);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails_with("synth", &["--out", s(&out), "--videos", "1", "--photos", s(&empty)], &["empty", "no .jpg"]);
+    std::fs::write(empty.join("cut.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
+    fails_with("synth", &["--out", s(&out), "--videos", "1", "--photos", s(&empty)], &["cut.jpg"]);
+    let train = dir.path().join("t");
+    fails_with("train", &["--recipe", "stcn/s0", "--out", s(&train), "--photos", s(&empty)], &["--photos", "no synthetic source"]);
+    fails_with("train", &["--recipe", "stcn/cpu-photos", "--out", s(&train), "--photos", s(&missing)], &["no-photos-here"]);
+    // A real folder: photo videos written and read back.
+    std::fs::remove_file(empty.join("cut.jpg")).unwrap();
+    let photo = memvos::data::Frame { rgb: ndarray::Array3::from_shape_fn((80, 120, 3), |(y, x, c)| ((y * 2 + x * 3 + c * 90) % 256) as u8) };
+    memvos::data::io::write_frame(&empty.join("p.jpg"), &photo, 90).unwrap();
+    let Some(done) = run("synth", &["--out", s(&out), "--videos", "2", "--frames", "4", "--size", "48x80", "--photos", s(&empty)]) else { return };
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(out.join("JPEGImages/480p/synth-0001/00003.jpg").is_file());
+}
+
+#[test]
 fn runner_arguments_and_outputs_are_checked_before_the_network_loads() {
     let dir = tempfile::tempdir().unwrap();
     let v = memvos::data::synth::generate_video(&SynthConfig { videos: 1, frames: 3, height: 48, width: 80, min_objects: 1, max_objects: 1, entry_probability: 0.0, ..Default::default() }, 0).unwrap();

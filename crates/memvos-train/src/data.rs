@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use memvos_data::augment::{StaticToVideo, VideoAugment};
 use memvos_data::layout::static_images::StaticImages;
 use memvos_data::layout::{Davis, Dataset, YouTube, bl30k};
+use memvos_data::photos::PhotoSet;
 use memvos_data::synth::{SynthConfig, SynthPlan};
 use memvos_data::{DataError, Frame, LabelMap};
 use ndarray::Array2;
@@ -141,7 +142,7 @@ impl Batch {
 enum Item {
     Image(Arc<StaticImages>, usize),
     Video(Arc<Dataset>, usize, Arc<Curriculum>, usize, bool),
-    Synthetic(Arc<SynthConfig>, usize, Arc<Curriculum>),
+    Synthetic(Arc<SynthConfig>, usize, Arc<Curriculum>, Option<Arc<PhotoSet>>),
 }
 
 /// Every entry of every source (with repeats), in a fixed order.
@@ -167,7 +168,7 @@ pub fn source_roots(recipe: &Recipe, data: &Path) -> Vec<(usize, PathBuf)> {
         .enumerate()
         .filter_map(|(i, s)| match s {
             Source::Static { root, .. } | Source::Bl30k { root, .. } | Source::Davis { root, .. } | Source::Youtube { root, .. } => Some((i, resolve(data, root))),
-            Source::Synthetic { .. } => None,
+            Source::Synthetic { photos, .. } => photos.as_ref().map(|p| (i, resolve(data, p))),
         })
         .collect()
 }
@@ -192,6 +193,7 @@ impl Entries {
                 Source::Bl30k { root, .. } => ("bl30k", resolve(data, root)),
                 Source::Davis { root, .. } => ("davis", resolve(data, root)),
                 Source::Youtube { root, .. } => ("youtube", resolve(data, root)),
+                Source::Synthetic { photos: Some(p), .. } => ("synthetic", resolve(data, p)),
                 Source::Synthetic { .. } => ("synthetic", PathBuf::from("(generated)")),
             };
             let err = |source| LoaderError::Source { index, kind, root: root.clone(), source };
@@ -240,11 +242,15 @@ impl Entries {
                     let c = Arc::new(max_skip.clone());
                     items.extend((0..ds.videos.len()).map(|v| Item::Video(ds.clone(), v, c.clone(), (*frame_step).max(1), false)));
                 }
-                Source::Synthetic { videos, frames, height, width, min_objects, max_objects, seed, max_skip } => {
+                Source::Synthetic { videos, frames, height, width, min_objects, max_objects, seed, photos, max_skip } => {
                     let cfg = SynthConfig { videos: *videos, frames: *frames, height: *height, width: *width, min_objects: *min_objects, max_objects: *max_objects, seed: *seed, ..Default::default() };
                     cfg.validate().map_err(err)?;
+                    let photos = match photos {
+                        Some(_) => Some(Arc::new(PhotoSet::load(&root).map_err(err)?)),
+                        None => None,
+                    };
                     let (cfg, c) = (Arc::new(cfg), Arc::new(max_skip.clone()));
-                    items.extend((0..*videos).map(|v| Item::Synthetic(cfg.clone(), v, c.clone())));
+                    items.extend((0..*videos).map(|v| Item::Synthetic(cfg.clone(), v, c.clone(), photos.clone())));
                 }
             }
             if items.len() == before {
@@ -319,8 +325,8 @@ impl Entries {
                 }
                 self.finish_clip(pairs, *bl30k, &mut rng, &video.name)
             }
-            Item::Synthetic(cfg, v, curriculum) => {
-                let plan = SynthPlan::new(cfg, *v).map_err(|source| LoaderError::Sample { what: format!("synthetic video {v}"), source })?;
+            Item::Synthetic(cfg, v, curriculum, photos) => {
+                let plan = SynthPlan::with_photos(cfg, *v, photos.as_deref()).map_err(|source| LoaderError::Sample { what: format!("synthetic video {v}"), source })?;
                 let skip = curriculum.at(epoch, self.epochs()).max(1);
                 let frames = clip(plan.len(), skip, &mut rng);
                 let mut pairs = Vec::with_capacity(3);

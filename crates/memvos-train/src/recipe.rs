@@ -178,6 +178,10 @@ pub enum Source {
         max_objects: usize,
         /// Seed of the generator.
         seed: u64,
+        /// A folder of photographs to texture backgrounds and objects with (memvos-data's
+        /// photo mode; relative to the `--data` folder); absent: procedural textures.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        photos: Option<PathBuf>,
         /// The max-skip curriculum.
         max_skip: Curriculum,
     },
@@ -297,6 +301,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("stcn/s012", include_str!("../recipes/stcn/s012.toml")),
     ("stcn/s03", include_str!("../recipes/stcn/s03.toml")),
     ("stcn/cpu-synthetic", include_str!("../recipes/stcn/cpu-synthetic.toml")),
+    ("stcn/cpu-photos", include_str!("../recipes/stcn/cpu-photos.toml")),
     ("qdmn/s0", include_str!("../recipes/qdmn/s0.toml")),
     ("qdmn/s01", include_str!("../recipes/qdmn/s01.toml")),
     ("qdmn/s012", include_str!("../recipes/qdmn/s012.toml")),
@@ -510,6 +515,27 @@ impl Recipe {
         Ok(())
     }
 
+    /// Points the recipe's photo-textured synthetic sources at a folder of photographs (the
+    /// train example's `--photos`): those that name a folder, or every synthetic source where
+    /// none does. An error when the recipe has no synthetic source.
+    pub fn set_photos(&mut self, dir: &Path) -> Result<(), RecipeError> {
+        let named = self.sources.iter().any(|s| matches!(s, Source::Synthetic { photos: Some(_), .. }));
+        let mut found = false;
+        for s in &mut self.sources {
+            if let Source::Synthetic { photos, .. } = s
+                && (photos.is_some() || !named)
+            {
+                *photos = Some(dir.to_path_buf());
+                found = true;
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(RecipeError::Override { text: format!("--photos {}", dir.display()), reason: "the recipe has no synthetic source to texture with photos".into() })
+        }
+    }
+
     /// The learning rate at `iteration` (the step schedule).
     pub fn lr_at(&self, iteration: usize) -> f64 {
         self.lr * self.lr_gamma.powi(self.lr_steps.iter().filter(|&&s| iteration >= s).count() as i32)
@@ -597,5 +623,28 @@ mod tests {
         let r = load("stcn/s0", &[]).unwrap();
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(parse(&json, true, "x.json", &[]).unwrap(), r);
+    }
+
+    fn photos_of(r: &Recipe) -> Vec<Option<PathBuf>> {
+        r.sources.iter().map(|s| if let Source::Synthetic { photos, .. } = s { photos.clone() } else { None }).collect()
+    }
+
+    #[test]
+    fn photos_go_to_the_sources_that_use_them() {
+        // The photo recipe names a folder for its first source only; --photos replaces it there.
+        let mut r = load("stcn/cpu-photos", &[]).unwrap();
+        assert_eq!(photos_of(&r), [Some(PathBuf::from("photos")), None]);
+        r.set_photos(Path::new("/p")).unwrap();
+        assert_eq!(photos_of(&r), [Some(PathBuf::from("/p")), None]);
+        // A recipe that names none: every synthetic source.
+        let mut r = load("stcn/cpu-synthetic", &[]).unwrap();
+        r.set_photos(Path::new("/p")).unwrap();
+        assert_eq!(photos_of(&r), [Some(PathBuf::from("/p"))]);
+        let e = load("stcn/s0", &[]).unwrap().set_photos(Path::new("/p")).unwrap_err().to_string();
+        assert!(e.contains("--photos /p") && e.contains("no synthetic source"), "{e}");
+        // Through --set too, and the field survives a JSON round trip (checkpoints record it).
+        let r = load("stcn/cpu-synthetic", &["sources.0.photos=pics".into()]).unwrap();
+        assert_eq!(photos_of(&r), [Some(PathBuf::from("pics"))]);
+        assert_eq!(parse(&serde_json::to_string(&r).unwrap(), true, "x.json", &[]).unwrap(), r);
     }
 }
