@@ -32,7 +32,7 @@ impl std::str::FromStr for OverlayKind {
         match s.to_ascii_lowercase().as_str() {
             "gif" => Ok(OverlayKind::Gif),
             "none" => Ok(OverlayKind::None),
-            "mp4" | "webm" => Err(format!("--overlay {s}: no MP4/WebM encoder builds here without system libraries; use gif (full colour, a palette per frame) or none")),
+            "mp4" | "webm" => Err(format!("--overlay {s}: memvos writes no MP4/WebM yet; use gif (full colour, a palette per frame) or none")),
             _ => Err(format!("--overlay {s}: expected gif or none")),
         }
     }
