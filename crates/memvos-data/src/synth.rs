@@ -4,7 +4,8 @@
 //! star-convex shapes that move, bounce off the borders, rotate, scale, deform, occlude one
 //! another by a fixed depth order, and may enter mid-video. Everything follows from the seed.
 //!
-//! With a folder of photographs ([`SynthConfig::photos`], [`PhotoSet`]) the background is a
+//! With a folder of photographs (a [`PhotoSet`], given to [`SynthPlan::with_photos`],
+//! [`generate_with`] or [`write_dataset_with`]) the background is a
 //! drifting crop of a real photo and each object is cut out of a patch of another photo (its
 //! colours jittered), with varied shapes: blobs, polygons, thin parts (arms that sway) and holes.
 //! Without one, textures are procedural (stripes and value noise) and shapes star-convex blobs.
@@ -58,9 +59,6 @@ pub struct SynthConfig {
     pub entry_probability: f32,
     /// Quality of the written JPEG frames.
     pub jpeg_quality: u8,
-    /// A folder of photographs (JPEG/PNG, sub-folders too) to texture backgrounds and objects
-    /// with, and to cut varied shapes from; `None`: procedural textures and blob shapes.
-    pub photos: Option<PathBuf>,
 }
 
 impl Default for SynthConfig {
@@ -75,7 +73,6 @@ impl Default for SynthConfig {
             seed: 0,
             entry_probability: 0.3,
             jpeg_quality: 92,
-            photos: None,
         }
     }
 }
@@ -500,19 +497,13 @@ pub struct SynthPlan {
 }
 
 impl SynthPlan {
-    /// Draws video `index` of `cfg` (deterministic in `cfg.seed` and `index`). With
-    /// `cfg.photos` set this reads the photo folder first; [`SynthPlan::with_photos`] reuses a
-    /// loaded [`PhotoSet`] instead.
+    /// Draws video `index` of `cfg` with procedural textures (deterministic in `cfg.seed` and
+    /// `index`).
     pub fn new(cfg: &SynthConfig, index: usize) -> Result<Self> {
-        cfg.validate()?;
-        match &cfg.photos {
-            Some(dir) => Self::with_photos(cfg, index, Some(&PhotoSet::load(dir)?)),
-            None => Self::with_photos(cfg, index, None),
-        }
+        Self::with_photos(cfg, index, None)
     }
 
-    /// Draws video `index` of `cfg` textured with `photos` (procedural textures when `None`,
-    /// whatever `cfg.photos` says).
+    /// Draws video `index` of `cfg` textured with `photos` (procedural textures when `None`).
     pub fn with_photos(cfg: &SynthConfig, index: usize, photos: Option<&PhotoSet>) -> Result<Self> {
         cfg.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index as u64);
@@ -603,11 +594,10 @@ impl SynthPlan {
 
 /// Generates video `index` of the configuration (deterministic in `cfg.seed` and `index`).
 pub fn generate_video(cfg: &SynthConfig, index: usize) -> Result<SynthVideo> {
-    let photos = cfg.photos.as_deref().map(PhotoSet::load).transpose()?;
-    generate_with(cfg, index, photos.as_ref())
+    generate_with(cfg, index, None)
 }
 
-/// [`generate_video`] with the photos already loaded.
+/// [`generate_video`] textured with `photos` (procedural when `None`).
 pub fn generate_with(cfg: &SynthConfig, index: usize, photos: Option<&PhotoSet>) -> Result<SynthVideo> {
     let plan = SynthPlan::with_photos(cfg, index, photos)?;
     let mut frames = Vec::with_capacity(cfg.frames);
@@ -638,12 +628,10 @@ pub struct SynthSummary {
 /// Generates `cfg.videos` videos and writes them as a DAVIS-2017 style root at `out`.
 /// `on_video` is called after each video (for progress bars).
 pub fn write_dataset(out: &Path, cfg: &SynthConfig, on_video: impl FnMut(&str)) -> Result<SynthSummary> {
-    cfg.validate()?;
-    let photos = cfg.photos.as_deref().map(PhotoSet::load).transpose()?;
-    write_dataset_with(out, cfg, photos.as_ref(), on_video)
+    write_dataset_with(out, cfg, None, on_video)
 }
 
-/// [`write_dataset`] with the photos already loaded (`cfg.photos` is not read).
+/// [`write_dataset`] textured with `photos` (procedural when `None`).
 pub fn write_dataset_with(out: &Path, cfg: &SynthConfig, photos: Option<&PhotoSet>, mut on_video: impl FnMut(&str)) -> Result<SynthSummary> {
     cfg.validate()?;
     let palette = Palette::davis();
