@@ -7,7 +7,7 @@
 //!   the end, towards frame 0, or both ways (each frame then takes the run of its nearest
 //!   annotation), each run stopping at the next annotation.
 //!
-//! Writes one palette PNG per segmented frame, named like the frame, and `overlay.gif` (`--overlay none`: masks only).
+//! Writes one palette PNG per segmented frame, named like the frame, and `overlay.gif` (`--overlay mp4`: `overlay.mp4`; `--overlay none`: masks only).
 //!
 //! `cargo run --release --example segment -- --frames DIR --masks DIR --out DIR [--weights W] [--method auto]`
 //! `cargo run --release --example segment -- --frames DIR --annotations DIR --direction both --out DIR`
@@ -46,7 +46,8 @@ struct Args {
     #[command(flatten)]
     model: ModelArgs,
     /// The picture written beside the masks: gif (overlay.gif: each frame in full colour with
-    /// the masks blended in and outlined) or none.
+    /// the masks blended in and outlined), mp4 (overlay.mp4: the same at full resolution, AV1,
+    /// 24 frames a second) or none.
     #[arg(long, default_value = "gif")]
     overlay: OverlayKind,
     /// Resize frames so the shorter side is this long (outputs come back at the frame size);

@@ -486,6 +486,18 @@ fn segment_takes_annotations_of_any_frame_in_either_direction() {
     let o = seg(&two, &dir.path().join("both"), "both");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(pngs(&dir.path().join("both")).len(), 8);
+    // --overlay mp4: overlay.mp4 (an AV1 MP4; decoded in a browser by memvos-studio's test) instead of the GIF.
+    let mp4 = dir.path().join("mp4");
+    let o = Command::new(example("segment").unwrap()).args(["--frames", s(&frames), "--annotations", s(&two), "--out", s(&mp4), "--device", "cpu", "--overlay", "mp4"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("overlay.mp4"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(&std::fs::read(mp4.join("overlay.mp4")).unwrap()[4..8], b"ftyp");
+    assert!(!mp4.join("overlay.gif").exists());
+    // A flag's value clap refuses: exit 2 (a usage error), the reason on the error line.
+    let o = run("segment", &["--frames", s(&frames), "--annotations", s(&two), "--out", s(&dir.path().join("webm")), "--overlay", "webm"]).unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.lines().next().is_some_and(|l| l.starts_with("error: ") && l.contains("--overlay webm") && l.contains("use mp4")), "{stderr}");
     // Errors name the file: a name that is no frame, another size, an empty folder.
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();

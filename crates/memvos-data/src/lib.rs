@@ -4,8 +4,9 @@
 //! and their conversion to network input ([`frame`]), JPEG/PNG frames and palette PNG masks
 //! ([`io`]), the DAVIS, YouTube-VOS, BL30K, static-image and generic-folder layouts
 //! ([`layout`]), results writers ([`writer`]), synthetic videos ([`synth`]; procedural, or cut
-//! from a folder of real photographs, [`photos`]) and training
-//! augmentation with thin-plate-spline warps ([`augment`]).
+//! from a folder of real photographs, [`photos`]), training augmentation with thin-plate-spline
+//! warps ([`augment`]) and overlays for a person to look at ([`overlay`]: GIF, or AV1 in MP4
+//! with the `mp4` feature).
 //!
 //! Library code never panics on user data: every failure is a [`DataError`] naming the file,
 //! folder or video at fault.

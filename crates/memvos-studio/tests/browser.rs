@@ -1,7 +1,8 @@
 //! The studio in a real browser (headless Chromium driven through chromedriver by WebDriver):
 //! paint the object of frame 0 of a synthetic video with mouse strokes, propagate forward, wait
 //! for the last frame, export, and score the exported masks (J&F ≥ 0.7 with the shipped model);
-//! plus the server's guards: no token → 403, path traversal → 4xx, oversized bodies → 413.
+//! plus the server's guards: no token → 403, path traversal → 4xx, oversized bodies → 413. And
+//! memvos's MP4 overlay (`--overlay mp4`) played by the browser's own decoder, frame by frame.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); fails, saying so,
 //! where they are missing.
@@ -199,4 +200,67 @@ async fn paint_propagate_export_in_a_real_browser() {
     let jf = eval.global.jf_mean;
     eprintln!("J&F of the painted and propagated video: {jf:.3}");
     assert!(jf >= 0.7, "J&F {jf:.3} below 0.7");
+}
+
+/// `--overlay mp4` as a person sees it: the browser decodes memvos's AV1/MP4, and each frame's
+/// pixels (seeked one by one) show the blended object where memvos drew it, in its colours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mp4_overlay_plays_in_a_real_browser() {
+    use memvos_data::overlay::{OverlayKind, overlay, write_overlay};
+    use memvos_data::{Frame, LabelMap, Palette};
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w, n) = (64usize, 96usize, 12usize);
+    let square_x = |k: usize| 8 + 5 * k;
+    let frames: Vec<Frame> = (0..n)
+        .map(|k| Frame::new(ndarray::Array3::from_shape_fn((h, w, 3), |(y, x, c)| if (20..44).contains(&y) && (square_x(k)..square_x(k) + 24).contains(&x) { [220, 40, 30][c] } else { [90 + (x / 12) as u8 * 10, 120, 150][c] })).unwrap())
+        .collect();
+    let labels: Vec<LabelMap> = (0..n).map(|k| LabelMap::new(ndarray::Array2::from_shape_fn((h, w), |(y, x)| ((22..42).contains(&y) && (square_x(k) + 2..square_x(k) + 22).contains(&x)) as u8))).collect();
+    let pairs: Vec<(&Frame, &LabelMap)> = frames.iter().zip(&labels).collect();
+    let path = write_overlay(OverlayKind::Mp4, dir.path(), &pairs, &Palette::davis()).unwrap().unwrap();
+    assert_eq!(path.file_name().unwrap(), "overlay.mp4");
+    let bytes = std::fs::read(&path).unwrap();
+    let expected: Vec<Frame> = pairs.iter().map(|(f, l)| overlay(f, l, &Palette::davis(), 0.5).unwrap()).collect();
+
+    // Points: inside each frame's object (away from its contour), where the object was on frame
+    // 0 but no longer is from frame 6 on, and plain background.
+    let checks = [0usize, 3, 6, 11];
+    let points = |k: usize| vec![(square_x(k) + 12, 32), (square_x(k) + 6, 27), (20, 32), (85, 8), (5, 55)];
+    let (_driver, port) = chromedriver(dir.path());
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]}));
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps).connect(&format!("http://127.0.0.1:{port}")).await.expect("a WebDriver session");
+    let js = r#"
+        const [bytes, times, points, done] = arguments;
+        const v = document.createElement('video');
+        v.muted = true;
+        v.onerror = () => done({error: 'the video does not decode: ' + (v.error && v.error.code)});
+        v.onloadeddata = async () => {
+            const c = document.createElement('canvas');
+            c.width = v.videoWidth; c.height = v.videoHeight;
+            const g = c.getContext('2d', {willReadFrequently: true});
+            const pixels = [];
+            for (let i = 0; i < times.length; i++) {
+                await new Promise(r => { v.onseeked = r; v.currentTime = times[i]; });
+                g.drawImage(v, 0, 0);
+                pixels.push(points[i].map(([x, y]) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3))));
+            }
+            done({w: v.videoWidth, h: v.videoHeight, duration: v.duration, pixels});
+        };
+        v.src = URL.createObjectURL(new Blob([new Uint8Array(bytes)], {type: 'video/mp4'}));
+    "#;
+    let times: Vec<f64> = checks.iter().map(|&k| (k as f64 + 0.5) / 24.0).collect();
+    let pts: Vec<Vec<(usize, usize)>> = checks.iter().map(|&k| points(k)).collect();
+    let got = c.execute_async(js, vec![serde_json::json!(bytes), serde_json::json!(times), serde_json::json!(pts)]).await.unwrap();
+    c.close().await.unwrap();
+    assert!(got.get("error").is_none(), "{got}");
+    assert_eq!((got["w"].as_u64(), got["h"].as_u64()), (Some(w as u64), Some(h as u64)), "{got}");
+    assert!((got["duration"].as_f64().unwrap() - n as f64 / 24.0).abs() < 0.05, "{got}");
+    for (i, &k) in checks.iter().enumerate() {
+        for (j, &(x, y)) in pts[i].iter().enumerate() {
+            let px: Vec<i64> = got["pixels"][i][j].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+            let want: Vec<i64> = (0..3).map(|c| expected[k].rgb[[y, x, c]] as i64).collect();
+            let err = (0..3).map(|c| (px[c] - want[c]).abs()).max().unwrap();
+            assert!(err <= 12, "frame {k} pixel ({x}, {y}): the browser shows {px:?}, memvos drew {want:?}");
+        }
+    }
 }
