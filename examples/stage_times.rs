@@ -19,7 +19,7 @@ use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
 use memvos::memory::{MemoryBank, ReadConfig, Selection};
 use memvos::model::aggregate::aggregate;
-use memvos::model::cpu::{CpuOptions, accelerate};
+use memvos::model::cpu::{CpuOptions, Precision, accelerate};
 use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, SharedNetwork};
 use memvos::runner::{CpuKernels, MethodChoice};
 use memvos::timing::median_seconds;
@@ -56,6 +56,12 @@ struct Args {
     /// is faster on tiny frames and keeps both weight layouts; 0 keeps only Winograd's).
     #[arg(long, default_value_t = 0)]
     winograd_from: usize,
+    /// memvos's kernels: weights stored as fp32 or bf16.
+    #[arg(long, default_value = "fp32")]
+    precision: Precision,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -74,18 +80,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if fh < 16 || fw < 16 || fh > 4096 || fw > 4096 {
         return Err(format!("--size {fh}x{fw}: each side must be in 16..=4096").into());
     }
+    if let Some(t) = args.threads {
+        memvos::runner::use_threads(t)?;
+    }
     let device = memvos::device::select_and_announce(args.device)?;
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
-    println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}", args.cpu_kernels);
+    println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights, {} threads", args.cpu_kernels, args.precision, memvos::runner::threads());
     println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS |", args.memory);
     println!("|---|---|---|---|---|---|---|---|");
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
-            Some(opts) => accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from, ..opts })?,
+            Some(opts) => accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from, precision: args.precision, ..opts })?,
             None => None,
         };
+        if fast.is_none() && args.precision != Precision::Fp32 {
+            return Err(format!("--precision {}: {method} does not run on memvos's CPU kernels here", args.precision).into());
+        }
         let shared: SharedNetwork = match fast {
             Some(f) => Arc::from(f),
             None => Arc::new(any),

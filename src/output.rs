@@ -114,7 +114,7 @@ impl Manifest {
             None => format!("{} sha256:{:x}", memvos_model::DEFAULT_MODEL_NAME, sha2::Sha256::digest(memvos_model::DEFAULT_MODEL)),
         };
         let opt = |v: Option<String>| v.unwrap_or_else(|| "default".into());
-        Ok(self
+        let manifest = self
             .flag("--weights", weights)
             .flag("--method", format!("{:?}", m.method).to_lowercase())
             .flag("--top-k", opt(m.top_k.map(|v| v.to_string())))
@@ -125,7 +125,9 @@ impl Manifest {
             .flag("--capacity", opt(m.capacity.map(|v| v.to_string())))
             .flag("--quality-threshold", opt(m.quality_threshold.map(|v| v.to_string())))
             .flag("--seed", m.seed)
-            .flag("--cpu-kernels", format!("{:?}", m.cpu_kernels).to_lowercase()))
+            .flag("--cpu-kernels", format!("{:?}", m.cpu_kernels).to_lowercase());
+        // Recorded when it is not the default, so folders written before the flag existed resume.
+        Ok(if m.precision == memvos_model::Precision::Fp32 { manifest } else { manifest.flag("--precision", m.precision) })
     }
 
     /// The differences from `other` (`was` this, `now` that), one phrase each.

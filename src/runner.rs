@@ -13,7 +13,7 @@ use memvos_data::{DataError, Palette};
 use memvos_eval::FpsMeter;
 use memvos_memory::PolicyKind;
 use memvos_model::inference::InferenceError;
-use memvos_model::cpu::ConvAlgo;
+use memvos_model::cpu::{ConvAlgo, Precision};
 use memvos_model::{Benchmark, InferenceCore, Kernels, MemoryNetwork, Method, Model, ModelError, ModelOptions, ModelSource, PropagatorConfig, PropagatorError, SharedNetwork, WeightError};
 
 use crate::device::{DeviceChoice, DeviceError, select};
@@ -144,6 +144,13 @@ pub struct ModelArgs {
     /// STCN) or burn's own ops. Other devices and methods always run burn's.
     #[arg(long, value_enum, default_value = "memvos")]
     pub cpu_kernels: CpuKernels,
+    /// How memvos's CPU kernels store the weights: fp32, or bf16 (half the weight memory,
+    /// products still in fp32; STCN on the CPU).
+    #[arg(long, default_value = "fp32")]
+    pub precision: Precision,
+    /// Threads of the CPU kernels and of burn's CPU backend (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `--cpu-kernels`.
@@ -177,6 +184,32 @@ impl CpuKernels {
             CpuKernels::Burn => Kernels::Burn,
         }
     }
+}
+
+/// Most threads `--threads` takes.
+pub const MAX_THREADS: usize = 1024;
+
+fn check_threads(n: usize) -> Result<(), RunError> {
+    if n == 0 || n > MAX_THREADS {
+        return Err(RunError::Flag { flag: "--threads", reason: format!("{n}: expected 1 to {MAX_THREADS}") });
+    }
+    Ok(())
+}
+
+/// Runs the CPU kernels and burn's CPU backend on `n` threads (rayon's global pool, which both
+/// use). Call it before anything runs; a second call with another count is an error.
+pub fn use_threads(n: usize) -> Result<(), RunError> {
+    check_threads(n)?;
+    match rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        Ok(()) => Ok(()),
+        Err(_) if rayon::current_num_threads() == n => Ok(()),
+        Err(e) => Err(RunError::Flag { flag: "--threads", reason: format!("{n}: the thread pool already runs {} threads ({e})", rayon::current_num_threads()) }),
+    }
+}
+
+/// Threads the CPU kernels and burn's CPU backend run on.
+pub fn threads() -> usize {
+    rayon::current_num_threads()
 }
 
 /// A loaded model and the line saying which device runs it.
@@ -223,6 +256,8 @@ impl ModelArgs {
             seed: 0,
             chunk: None,
             cpu_kernels: CpuKernels::Memvos,
+            precision: Precision::Fp32,
+            threads: None,
         }
     }
 
@@ -237,6 +272,9 @@ impl ModelArgs {
         }
         if self.chunk == Some(0) {
             return bad("--chunk", "must be at least 1 memory position".into());
+        }
+        if let Some(t) = self.threads {
+            check_threads(t)?;
         }
         if let Some(t) = self.quality_threshold {
             if !(t > 0.0 && t <= 1.0) {
@@ -253,8 +291,11 @@ impl ModelArgs {
     /// or recognised from the file).
     pub fn load(&self) -> Result<Loaded, RunError> {
         self.check()?;
+        if let Some(t) = self.threads {
+            use_threads(t)?;
+        }
         let selected = select(self.device)?;
-        let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels(), ..ModelOptions::default() };
+        let opts = ModelOptions { device: selected.device.clone(), method: self.method.method(), kernels: self.cpu_kernels.kernels(), precision: self.precision, ..ModelOptions::default() };
         // A bare published name that is not a file here is the published checkpoint.
         let published = self.weights.as_deref().and_then(|w| w.to_str()).filter(|w| !Path::new(w).exists() && memvos_model::published::find(w).is_some());
         let source = match (&self.weights, published) {
@@ -265,6 +306,7 @@ impl ModelArgs {
         let model = Model::load(source, &opts).map_err(|e| match e {
             ModelError::Weights(w) => RunError::Weights(w),
             ModelError::Published(p) => RunError::Flag { flag: "--weights", reason: p.to_string() },
+            p @ ModelError::Precision { .. } => RunError::Flag { flag: "--precision", reason: p.to_string() },
             other => RunError::Flag { flag: "--cpu-kernels", reason: other.to_string() },
         })?;
         Ok(Loaded { model, device: selected.device, device_line: selected.description })

@@ -107,6 +107,9 @@ fn runner_arguments_and_outputs_are_checked_before_the_network_loads() {
     call(with(&["--out", s(&out), "--top-k", "0"]), &["--top-k"]);
     call(with(&["--out", s(&out), "--quality-threshold", "1.5"]), &["--quality-threshold", "(0, 1]"]);
     call(with(&["--out", s(&out), "--method", "stcn", "--kernel"]), &["--kernel"]);
+    call(with(&["--out", s(&out), "--threads", "0"]), &["--threads", "0: expected 1 to 1024"]);
+    // bf16 needs memvos's CPU kernels: asked of burn's, refused (no silent float32 run).
+    call(with(&["--out", s(&out), "--cpu-kernels", "burn", "--precision", "bf16"]), &["--precision", "bf16", "burn's kernels were asked for", "use fp32"]);
     // The output is a file, or in a folder that cannot be created: refused before any work.
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();

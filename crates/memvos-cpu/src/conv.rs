@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use crate::Nhwc;
+use crate::precision::{Precision, Weights, WeightsRef, matmul_w};
 use crate::winograd;
 
 /// Which Winograd variant a 3×3 stride-1 convolution uses.
@@ -90,10 +91,10 @@ pub struct PackedConv {
     /// How it is computed (pointwise, im2col, Winograd), which decides the packed layout.
     pub kind: ConvKind,
     /// Pointwise / im2col: `[k·k·cin][cout]` (rows ordered `ky, kx, ci`); Winograd: `U[α²][cin][cout]`.
-    weight: Vec<f32>,
+    weight: Weights,
     /// Winograd only: the im2col packing too, for maps too small to amortise the transforms
     /// (fewer than [`WINOGRAD_MIN_PIXELS`] output pixels).
-    small: Vec<f32>,
+    small: Weights,
     bias: Vec<f32>,
     /// Output pixels from which Winograd runs (default [`WINOGRAD_MIN_PIXELS`]).
     winograd_from: usize,
@@ -153,6 +154,7 @@ impl PackedConv {
             ConvKind::Winograd(v) => (winograd::pack(&folded, cin, cout, v), plain),
             _ => (plain, Vec::new()),
         };
+        let (weight, small) = (Weights::new(weight, Precision::Fp32), Weights::new(small, Precision::Fp32));
         PackedConv { spec, kind, weight, small, bias: b64.iter().map(|&v| v as f32).collect(), winograd_from: WINOGRAD_MIN_PIXELS }
     }
 
@@ -161,9 +163,29 @@ impl PackedConv {
     pub fn with_winograd_from(mut self, pixels: usize) -> Self {
         self.winograd_from = pixels;
         if pixels == 0 && matches!(self.kind, ConvKind::Winograd(_)) {
-            self.small = Vec::new();
+            self.small = Weights::new(Vec::new(), Precision::Fp32);
         }
         self
+    }
+
+    /// The weights stored in `precision` (bias and products stay float32). bfloat16 halves the
+    /// weights' memory; each product widens them back block by block.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.weight = self.weight.to_precision(precision);
+        if !self.small.is_empty() {
+            self.small = self.small.to_precision(precision);
+        }
+        self
+    }
+
+    /// How the weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.weight.precision()
+    }
+
+    /// Bytes the packed weights hold (both packings of a Winograd convolution).
+    pub fn weight_bytes(&self) -> usize {
+        self.weight.bytes() + self.small.bytes()
     }
 
     /// The folded bias.
@@ -180,14 +202,14 @@ impl PackedConv {
             assert_eq!((r.n, r.h, r.w, r.c), (x.n, ho, wo, s.cout), "residual size");
         }
         match self.kind {
-            ConvKind::Winograd(_) if x.n * ho * wo < self.winograd_from => self.forward_gemm(x, &self.small, ho, wo, fuse),
+            ConvKind::Winograd(_) if x.n * ho * wo < self.winograd_from => self.forward_gemm(x, self.small.all(), ho, wo, fuse),
             ConvKind::Winograd(v) => winograd::forward(x, &self.weight, &self.bias, s.cout, s.pad, v, fuse),
-            ConvKind::Pointwise | ConvKind::Im2col => self.forward_gemm(x, &self.weight, ho, wo, fuse),
+            ConvKind::Pointwise | ConvKind::Im2col => self.forward_gemm(x, self.weight.all(), ho, wo, fuse),
         }
     }
 
     /// Pointwise and im2col: blocks of output pixels, each one matrix product.
-    fn forward_gemm(&self, x: &Nhwc, weight: &[f32], ho: usize, wo: usize, fuse: Fuse<'_>) -> Nhwc {
+    fn forward_gemm(&self, x: &Nhwc, weight: WeightsRef<'_>, ho: usize, wo: usize, fuse: Fuse<'_>) -> Nhwc {
         let s = self.spec;
         let (cin, cout, k) = (s.cin, s.cout, s.k);
         let kk = k * k * cin;
@@ -233,7 +255,7 @@ impl PackedConv {
                 }
                 &patch
             };
-            crate::matmul(np, cout, kk, dst, lhs, weight);
+            matmul_w(np, cout, kk, dst, lhs, weight);
             for (i, acc) in dst.chunks_mut(cout).enumerate() {
                 let p = p0 + i;
                 epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
@@ -311,6 +333,16 @@ mod tests {
             assert_eq!(got.len(), want.len());
             let worst = got.iter().zip(&want).map(|(&g, &r)| (g as f64 - r).abs()).fold(0.0, f64::max);
             assert!(worst <= tol * scale.sqrt(), "{s:?} {expect:?} Winograd from {from} px: worst error {worst}");
+            // bfloat16 weights: half the bytes, each weight within 2⁻⁹ of itself, so each sum of
+            // `terms` products of values in [-1, 1) within terms·2⁻⁹ (F4's transforms amplify).
+            let bytes = conv.weight_bytes();
+            let half = conv.with_precision(Precision::Bf16);
+            assert_eq!((half.precision(), half.weight_bytes() * 2), (Precision::Bf16, bytes));
+            let got16 = half.forward(&Nhwc::from_nchw(&x, n, s.cin, h, w), Fuse::default()).to_nchw();
+            let worst16 = got16.iter().zip(&want).map(|(&g, &r)| (g as f64 - r).abs()).fold(0.0, f64::max);
+            let amplify = if expect == ConvKind::Winograd(Winograd::F4) && from == 0 { 4.0 } else { 1.0 };
+            assert!(worst16 <= amplify * scale / 512.0, "{s:?} {expect:?} bf16, Winograd from {from} px: worst error {worst16}");
+            assert!(got16 != got, "{s:?}: bf16 weights change the result");
         }
     }
 

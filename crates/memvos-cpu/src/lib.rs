@@ -10,6 +10,8 @@
 //!   multiplications than direct) or `F(2×2, 3×3)` (2.25×, smaller rounding error), as 16 or 36
 //!   independent matrix products per block of tiles; 1×1 convolutions as one matrix product;
 //!   other shapes (7×7 stride 2, strided or dilated 3×3) by im2col in blocks;
+//! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory, widened to float32
+//!   block by block just before each product);
 //! - separable bilinear resizing with PyTorch's `align_corners = False`, and max pooling.
 //!
 //! One level of parallelism: blocks of output pixels or tiles are spread over rayon's threads,
@@ -21,6 +23,7 @@
 mod conv;
 mod memory;
 mod nhwc;
+mod precision;
 mod resize;
 mod winograd;
 
@@ -29,6 +32,7 @@ pub mod shapes;
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
 pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
+pub use precision::{Precision, bf16_hardware, from_bf16, to_bf16};
 pub use resize::{bilinear, max_pool_3x3_s2};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.

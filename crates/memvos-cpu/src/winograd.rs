@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::Nhwc;
 use crate::conv::{Fuse, Winograd, epilogue};
+use crate::precision::{Weights, matmul_w};
 
 /// The transform matrices of a variant: `Bᵀ` (`α × α`), `G` (`α × 3`), `Aᵀ` (`m × α`).
 struct Mats {
@@ -112,7 +113,7 @@ fn tiles_per_block(cin: usize, alpha: usize) -> usize {
 
 /// A 3×3, stride-1, padding-`pad` convolution of `x` by packed `u`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward(x: &Nhwc, u: &[f32], bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>) -> Nhwc {
+pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>) -> Nhwc {
     let mt = mats(v);
     let (m, a) = (mt.m, mt.alpha);
     let a2 = a * a;
@@ -163,7 +164,7 @@ pub(crate) fn forward(x: &Nhwc, u: &[f32], bias: &[f32], cout: usize, pad: usize
             }
         }
         for e in 0..a2 {
-            crate::matmul(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], &u[e * cin * cout..(e + 1) * cin * cout]);
+            matmul_w(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], u.slice(e * cin * cout..(e + 1) * cin * cout));
         }
         let mut mt_in = vec![0.0f32; a2 * cout];
         let mut half = vec![0.0f32; m * a * cout];

@@ -22,6 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
 pub use memvos_cpu::WINOGRAD_MIN_PIXELS;
 use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, max_pool_3x3_s2};
+pub use memvos_cpu::Precision;
 use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
 use memvos_memory::{KernelError, MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
 use serde::{Deserialize, Serialize};
@@ -67,11 +68,15 @@ pub struct CpuOptions {
     /// im2col, whose weights are a quarter the size — faster on tiny frames, for that memory.
     #[serde(default)]
     pub winograd_from: usize,
+    /// How packed weights are stored: float32 (the default) or bfloat16 (half the memory;
+    /// products still accumulate in float32, see [`Precision`]).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for CpuOptions {
     fn default() -> Self {
-        CpuOptions { conv: ConvAlgo::F4, winograd_from: 0 }
+        CpuOptions { conv: ConvAlgo::F4, winograd_from: 0, precision: Precision::Fp32 }
     }
 }
 
@@ -154,7 +159,7 @@ fn pack(conv: &Conv2d, bn: Option<&BatchNorm>, name: &str, opts: CpuOptions) -> 
         .map(|bn| -> Result<_, CpuError> { Ok((floats(bn.gamma.val(), name)?, floats(bn.beta.val(), name)?, floats(bn.running_mean.value(), name)?, floats(bn.running_var.value(), name)?, bn.epsilon)) })
         .transpose()?;
     let fold = bn_vals.as_ref().map(|(g, b, m, v, eps)| BatchNormFold { gamma: g, beta: b, mean: m, var: v, eps: *eps });
-    Ok(PackedConv::new(spec, &weight, bias.as_deref(), fold, opts.winograd()).with_winograd_from(opts.winograd_from))
+    Ok(PackedConv::new(spec, &weight, bias.as_deref(), fold, opts.winograd()).with_winograd_from(opts.winograd_from).with_precision(opts.precision))
 }
 
 /// Two convolutions of one input as one, their output channels concatenated (`a`'s first).
@@ -168,7 +173,7 @@ fn pack_pair(a: &Conv2d, b: &Conv2d, name: &str, opts: CpuOptions) -> Result<(Pa
     let zeros = |c: usize| vec![0.0; c];
     let mut bias = ba.unwrap_or_else(|| zeros(sa.cout));
     bias.extend(bb.unwrap_or_else(|| zeros(sb.cout)));
-    Ok((PackedConv::new(ConvSpec { cout: sa.cout + sb.cout, ..sa }, &wa, Some(&bias), None, opts.winograd()).with_winograd_from(opts.winograd_from), sa.cout))
+    Ok((PackedConv::new(ConvSpec { cout: sa.cout + sb.cout, ..sa }, &wa, Some(&bias), None, opts.winograd()).with_winograd_from(opts.winograd_from).with_precision(opts.precision), sa.cout))
 }
 
 // ---------------------------------------------------------------------------------------------

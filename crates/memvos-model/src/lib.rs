@@ -67,6 +67,7 @@ pub use gsfm::{Gsfm, GsfmConfig};
 pub use imsfr::{Imsfr, ImsfrConfig};
 pub use inference::{InferenceCore, InferenceError, Segmented};
 pub use mivos::{Mivos, MivosConfig};
+pub use cpu::Precision;
 pub use model::{Kernels, Model, ModelError, ModelOptions, ModelSource};
 pub use network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 pub use propagator::{Benchmark, GroupView, Propagator, PropagatorConfig, PropagatorError, SharedNetwork, StepOutput};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use burn::tensor::{Device, Tensor};
 use memvos_memory::{MemoryBank, MemoryError, Similarity};
 
-use crate::cpu::{ConvAlgo, CpuOptions, accelerate};
+use crate::cpu::{ConvAlgo, CpuOptions, Precision, accelerate};
 use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 use crate::propagator::{Benchmark, PropagatorConfig, SharedNetwork};
 use crate::registry::{DuplicateId, Loaded, MethodEntry, Registry};
@@ -58,6 +58,10 @@ pub struct ModelOptions {
     pub method: Option<Method>,
     /// CPU kernels.
     pub kernels: Kernels,
+    /// How the weights are stored while running: float32 (the default) or bfloat16, which
+    /// needs memvos's CPU kernels (STCN on the CPU today; an error elsewhere, never a silent
+    /// float32 run).
+    pub precision: Precision,
     /// The methods a checkpoint is recognised as (default: the five built-in ones). Entries
     /// registered by the caller are asked first when `method` is `None`.
     pub registry: Registry,
@@ -65,7 +69,7 @@ pub struct ModelOptions {
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { device: Device::flex(), method: None, kernels: Kernels::Auto, registry: Registry::builtin() }
+        ModelOptions { device: Device::flex(), method: None, kernels: Kernels::Auto, precision: Precision::Fp32, registry: Registry::builtin() }
     }
 }
 
@@ -78,6 +82,14 @@ pub enum ModelError {
     /// A published name that is unknown or not downloaded.
     #[error(transparent)]
     Published(#[from] crate::published::PublishedError),
+    /// A precision the chosen kernels do not offer.
+    #[error("precision {precision}: {reason}")]
+    Precision {
+        /// The precision asked for.
+        precision: Precision,
+        /// Why it cannot run.
+        reason: String,
+    },
     /// memvos's CPU kernels were asked for and cannot run the network.
     #[error("memvos CPU kernels for {method}: {reason}")]
     Kernels {
@@ -102,6 +114,7 @@ pub struct Model {
     burn: Option<Arc<AnyNetwork>>,
     run: SharedNetwork,
     fast: bool,
+    precision: Precision,
     device: Device,
     source: String,
 }
@@ -144,23 +157,32 @@ impl Model {
             Kernels::Burn => None,
             Kernels::Auto => Some(CpuOptions::default()),
             Kernels::Memvos(conv) => Some(CpuOptions::from(conv)),
-        };
+        }
+        .map(|o| CpuOptions { precision: options.precision, ..o });
         let fast = match cpu {
             Some(opts) => accelerate(&net, &device, opts).map_err(|e| ModelError::Kernels { method: net.method(), reason: e.to_string() })?,
             None => None,
         };
+        if options.precision != Precision::Fp32 && fast.is_none() {
+            let why = match options.kernels {
+                Kernels::Burn => "burn's kernels were asked for".to_string(),
+                _ if !crate::cpu::runs_on(&device) => "the device is not burn's CPU backend".to_string(),
+                _ => format!("memvos's CPU kernels do not run {} yet", net.method()),
+            };
+            return Err(ModelError::Precision { precision: options.precision, reason: format!("it needs memvos's CPU kernels, and {why}; use fp32") });
+        }
         let burn = Arc::new(net);
         let (run, fast): (SharedNetwork, bool) = match fast {
             Some(f) => (Arc::from(f), true),
             None => (burn.clone(), false),
         };
-        Ok(Model { burn: Some(burn), run, fast, device, source: label.into() })
+        Ok(Model { burn: Some(burn), run, fast, precision: options.precision, device, source: label.into() })
     }
 
     /// A model around a network memvos does not know (a downstream method), run as it is on
     /// burn's ops. `label` names it in messages.
     pub fn custom(net: SharedNetwork, label: impl Into<String>, device: &Device) -> Model {
-        Model { burn: None, run: net, fast: false, device: device.clone(), source: label.into() }
+        Model { burn: None, run: net, fast: false, precision: Precision::Fp32, device: device.clone(), source: label.into() }
     }
 
     /// The network as a handle a stream owns.
@@ -179,6 +201,11 @@ impl Model {
         &self.device
     }
 
+    /// How its weights are stored while running.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Whether memvos's CPU kernels run it.
     pub fn on_cpu_kernels(&self) -> bool {
         self.fast
@@ -186,7 +213,11 @@ impl Model {
 
     /// "METHOD, where the weights came from[, memvos CPU kernels]".
     pub fn describe(&self) -> String {
-        let kernels = if self.fast { ", memvos CPU kernels" } else { "" };
+        let kernels = match (self.fast, self.precision) {
+            (false, _) => String::new(),
+            (true, Precision::Fp32) => ", memvos CPU kernels".to_string(),
+            (true, p) => format!(", memvos CPU kernels, {p} weights"),
+        };
         format!("{}, {}{kernels}", self.run.name(), self.source)
     }
 }
