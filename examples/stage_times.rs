@@ -64,6 +64,15 @@ struct Args {
     threads: Option<usize>,
 }
 
+/// For bf16: which bfloat16 instructions the CPU has (memvos widens to float32 either way).
+fn bf16_note(p: Precision) -> String {
+    match (p, memvos::cpu::bf16_hardware()) {
+        (Precision::Fp32, _) => String::new(),
+        (_, Some(hw)) => format!(" (widened to fp32 for the products; the CPU has {hw}, not used yet)"),
+        (_, None) => " (widened to fp32 for the products; the CPU has no bf16 arithmetic)".into(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     memvos::cli::main(|| run(args))
@@ -86,7 +95,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = memvos::device::select_and_announce(args.device)?;
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
-    println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights, {} threads", args.cpu_kernels, args.precision, memvos::runner::threads());
+    println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights{}, {} threads", args.cpu_kernels, args.precision, bf16_note(args.precision), memvos::runner::threads());
     println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS |", args.memory);
     println!("|---|---|---|---|---|---|---|---|");
     for method in methods {
