@@ -135,6 +135,9 @@ impl Model {
                 let label = p.display().to_string();
                 match options.registry.load(p, None, device)?.1 {
                     Loaded::Builtin(net) => (net, label),
+                    Loaded::Custom(_) if options.precision != Precision::Fp32 => {
+                        return Err(ModelError::Precision { precision: options.precision, reason: format!("{label} is a method registered outside memvos, run as it is on burn's ops; use fp32") });
+                    }
                     Loaded::Custom(net) => return Ok(Self::custom(net, label, device)),
                 }
             }

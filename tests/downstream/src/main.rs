@@ -19,7 +19,7 @@ use memvos::memory::{Candidate, Fifo, MemoryBank, MemoryError, MemoryPolicy, Sel
 use memvos::model::burn::tensor::{Device, Tensor};
 use memvos::model::registry::{Checkpoint, Loaded, MethodEntry};
 use memvos::model::{
-    AnyNetwork, Benchmark, InferenceCore, KeyKind, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, Propagator, Query,
+    AnyNetwork, Benchmark, InferenceCore, KeyKind, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, Precision, Propagator, Query,
     SharedNetwork, WeightError, load_network,
 };
 
@@ -226,6 +226,12 @@ fn run() -> Result<()> {
     net.save_as(&path, meta.get(memvos::model::weights::CONFIG_KEY).cloned(), "stcn-warm")?;
     for (temperature, same) in [(1.0, true), (3.0, false)] {
         let opts = ModelOptions::default().with_method(WarmEntry { temperature })?;
+        // A method of its own runs on burn's ops: bf16 weights are refused, not ignored.
+        let bf16 = ModelOptions { precision: Precision::Bf16, ..ModelOptions::default().with_method(WarmEntry { temperature })? };
+        match Model::load(ModelSource::Path(&path), &bf16) {
+            Err(e) if e.to_string().contains("use fp32") => {}
+            other => return Err(format!("bf16 on a registered method: {other:?}").into()),
+        }
         let warm = Model::load(ModelSource::Path(&path), &opts)?;
         if warm.name() != "STCN-warm" {
             return Err(format!("the registry loaded {}", warm.name()).into());
