@@ -171,10 +171,8 @@ impl PackedConv {
     /// The weights stored in `precision` (bias and products stay float32). bfloat16 halves the
     /// weights' memory; each product widens them back block by block.
     pub fn with_precision(mut self, precision: Precision) -> Self {
-        self.weight = self.weight.to_precision(precision);
-        if !self.small.is_empty() {
-            self.small = self.small.to_precision(precision);
-        }
+        self.weight = self.weight.into_precision(precision);
+        self.small = self.small.into_precision(precision);
         self
     }
 

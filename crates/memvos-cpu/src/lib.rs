@@ -37,16 +37,27 @@ pub use resize::{bilinear, max_pool_3x3_s2};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n, "matmul operands");
+    matmul_cols(m, n, k, dst, lhs, k, rhs, false);
+}
+
+/// `dst (+)= lhs[:, ..k] · rhs`, single-threaded: `lhs` holds `m` rows of `lhs_stride ≥ k`
+/// values (the product reads the first `k` of each), `rhs` is `k × n` and `dst` `m × n`, all
+/// row-major; `accumulate` adds to `dst` instead of overwriting it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_cols(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_stride: usize, rhs: &[f32], accumulate: bool) {
+    assert!(k <= lhs_stride && dst.len() >= m * n && rhs.len() >= k * n, "matmul operands");
+    assert!(m == 0 || lhs.len() >= (m - 1) * lhs_stride + k, "matmul operands");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        dst[..m * n].fill(0.0);
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
         return;
     }
-    // SAFETY: the slices hold at least the `m × n`, `m × k` and `k × n` row-major elements the
-    // strides describe (asserted above).
+    // SAFETY: the slices hold at least the `m × n`, `m` rows of `k` (stride `lhs_stride`) and
+    // `k × n` row-major elements the strides describe (asserted above).
     unsafe {
         gemm::gemm(
             m,
@@ -55,14 +66,14 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32],
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             lhs.as_ptr(),
             1,
-            k as isize,
+            lhs_stride as isize,
             rhs.as_ptr(),
             1,
             n as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,

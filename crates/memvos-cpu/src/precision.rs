@@ -103,12 +103,12 @@ impl Weights {
         }
     }
 
-    /// As `p` (float32 again only from float32: rounding is not undone).
-    pub(crate) fn to_precision(&self, p: Precision) -> Self {
+    /// As `p` (itself when it already is; float32 from bfloat16 does not undo the rounding).
+    pub(crate) fn into_precision(self, p: Precision) -> Self {
         match (self, p) {
-            (Weights::Fp32(w), Precision::Bf16) => Weights::new(w.clone(), p),
+            (Weights::Fp32(w), Precision::Bf16) => Weights::new(w, p),
             (Weights::Bf16(h), Precision::Fp32) => Weights::Fp32(h.iter().map(|&v| from_bf16(v)).collect()),
-            _ => self.clone(),
+            (same, _) => same,
         }
     }
 
@@ -117,10 +117,6 @@ impl Weights {
             Weights::Fp32(w) => w.len(),
             Weights::Bf16(h) => h.len(),
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Bytes held.
@@ -162,49 +158,19 @@ pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32
     match rhs {
         WeightsRef::Fp32(r) => crate::matmul(m, n, k, dst, lhs, r),
         WeightsRef::Bf16(r) => {
-            assert!(dst.len() >= m * n && lhs.len() >= m * k && r.len() >= k * n, "matmul operands");
-            if m == 0 || n == 0 {
-                return;
-            }
-            if k == 0 {
-                dst[..m * n].fill(0.0);
-                return;
+            assert!(r.len() >= k * n, "matmul operands");
+            if m == 0 || n == 0 || k == 0 {
+                // Nothing to widen: the empty product's zeros, as the float32 path writes them.
+                return crate::matmul(m, n, 0, dst, lhs, &[]);
             }
             let rows = (WIDEN_VALUES / n).clamp(1, k);
             WIDENED.with(|cell| {
                 let mut buf = cell.borrow_mut();
                 buf.resize(rows * n, 0.0);
-                let mut k0 = 0;
-                while k0 < k {
+                for k0 in (0..k).step_by(rows) {
                     let kb = rows.min(k - k0);
                     buf[..kb * n].iter_mut().zip(&r[k0 * n..(k0 + kb) * n]).for_each(|(o, &h)| *o = from_bf16(h));
-                    // SAFETY: `dst` holds `m × n`, `lhs` `m × k` (row stride `k`, columns from
-                    // `k0`, `kb` of them, within the row) and `buf` `kb × n` values (asserted
-                    // and resized above).
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            kb,
-                            dst.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            k0 > 0,
-                            lhs.as_ptr().add(k0),
-                            1,
-                            k as isize,
-                            buf.as_ptr(),
-                            1,
-                            n as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                    k0 += kb;
+                    crate::matmul_cols(m, n, kb, dst, &lhs[k0..], k, &buf[..kb * n], k0 > 0);
                 }
             });
         }
@@ -253,6 +219,6 @@ mod tests {
             assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
         }
         assert_eq!(w.bytes(), 2 * k * n);
-        assert_eq!(w.to_precision(Precision::Fp32).bytes(), 4 * k * n);
+        assert_eq!(w.into_precision(Precision::Fp32).bytes(), 4 * k * n);
     }
 }
