@@ -17,7 +17,7 @@ use clap::Parser;
 use memvos::burn::tensor::{Distribution, Tensor};
 use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
-use memvos::memory::{MemoryBank, ReadConfig, Selection};
+use memvos::memory::{MemoryBank, ReadConfig, Selection, transfers};
 use memvos::model::aggregate::aggregate;
 use memvos::model::cpu::{CpuOptions, Precision, accelerate};
 use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, SharedNetwork};
@@ -96,8 +96,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
     println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights{}, {} threads", args.cpu_kernels, args.precision, bf16_note(args.precision), memvos::runner::threads());
-    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS |", args.memory);
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS | host↔device copies per streamed frame |", args.memory);
+    println!("|---|---|---|---|---|---|---|---|---|");
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
@@ -113,8 +113,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         let net = shared.as_ref();
         if args.stream_only {
-            let (per_frame, fps) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
-            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} |");
+            let (per_frame, fps, copies) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
+            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} | {copies} |");
             continue;
         }
         let normal = Distribution::Normal(0.0, 1.0);
@@ -136,25 +136,30 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let d = ms(&mut || net.decode(&query, readout.clone()));
         let a = ms(&mut || aggregate(masks.clone()));
         let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
-        let (per_frame, fps) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN) };
-        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} |");
+        let (per_frame, fps, copies) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN, String::new()) };
+        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} | {copies} |");
     }
     Ok(())
 }
 
 /// Streams a synthetic video of `frames` frames with `objects` objects through the
-/// inference core (DAVIS schedule); returns (ms per frame after the first, FPS).
-fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+/// inference core (DAVIS schedule); returns (ms per frame after the first, FPS, the copies
+/// between host and device memvos made per frame after the first).
+fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64, String), Box<dyn std::error::Error>> {
     let synth = SynthConfig { videos: 1, frames, height, width, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
     let video = generate_video(&synth, 0)?;
     let mut core = InferenceCore::new(net, PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
     core.step(&video.frames[0], Some(&video.masks[0]))?;
     let _ = device.sync();
+    let before = transfers::counts();
     let start = Instant::now();
     for f in &video.frames[1..] {
         core.step(f, None)?;
     }
     let _ = device.sync();
     let per = start.elapsed().as_secs_f64() / (frames - 1).max(1) as f64;
-    Ok((1e3 * per, 1.0 / per))
+    let c = transfers::counts() - before;
+    let n = (frames - 1).max(1) as f64;
+    let copies = format!("{:.1} up ({:.0} KB), {:.1} down ({:.0} KB)", c.uploads as f64 / n, c.upload_bytes as f64 / n / 1e3, c.downloads as f64 / n, c.download_bytes as f64 / n / 1e3);
+    Ok((1e3 * per, 1.0 / per, copies))
 }

@@ -301,7 +301,7 @@ impl MemoryBank {
         let weights = self.affinity_with(query_key, Some(positions), self.temp.is_some(), self.read.selection)?;
         let [b, n, m] = weights.dims();
         // Per memory position, the mean weight over the batch and the query positions.
-        let per_position: Vec<f32> = weights.sum_dim(2).sum_dim(0).reshape([n]).into_data().try_to_vec::<f32>().map_err(|e| MemoryError::Data(format!("{e:?}")))?;
+        let per_position: Vec<f32> = crate::transfers::download(weights.sum_dim(2).sum_dim(0).reshape::<1, _>([n])).try_to_vec::<f32>().map_err(|e| MemoryError::Data(format!("{e:?}")))?;
         let scale = 1.0 / (b * m).max(1) as f32;
         let mut shares = Vec::with_capacity(positions.len());
         let mut offset = 0;

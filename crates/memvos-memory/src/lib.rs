@@ -19,6 +19,7 @@ pub mod affinity;
 pub mod bank;
 pub mod bench;
 pub mod policy;
+pub mod transfers;
 
 pub use affinity::{
     KernelError, Selection, Similarity, dot_affinity, kernelized_scores, l2_affinity, read, read_chunked, readout, readout_sparse, softmax_memory, topk,

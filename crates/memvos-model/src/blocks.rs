@@ -17,8 +17,42 @@ pub fn conv(i: usize, o: usize, k: usize, device: &Device) -> Conv2d {
 }
 
 /// Bilinear resize with PyTorch's `align_corners = False`.
+///
+/// On a GPU device under autodiff (training on wgpu or CUDA) it is computed as two products with
+/// the interpolation matrices, [`resize_bilinear_by_products`]: burn 0.22's CubeCL backends have
+/// no bilinear interpolation backward ("Bilinear interpolation backward is not supported by JIT
+/// backend"), and products differentiate everywhere.
 pub fn resize_bilinear(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    let device = x.device();
+    if device.is_autodiff() && device != Device::flex() {
+        return resize_bilinear_by_products(x, h, w);
+    }
     interpolate(x, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([h, w]).with_align_corners(false))
+}
+
+/// [`resize_bilinear`] as `R_h · x · R_wᵀ`, where row `o` of `R_n` holds the two weights
+/// output `o` takes from the input (source `(o + ½)·in/out − ½`, clamped at 0, as PyTorch).
+pub fn resize_bilinear_by_products(x: Tensor<4>, h: usize, w: usize) -> Tensor<4> {
+    let [_, _, hi, wi] = x.dims();
+    let device = x.device();
+    let rw = interpolation_matrix(wi, w, &device).transpose();
+    let rh = interpolation_matrix(hi, h, &device);
+    rh.matmul(x.matmul(rw))
+}
+
+/// `[1, 1, out, input]`: the bilinear weights (align_corners = False) of each output position.
+fn interpolation_matrix(input: usize, out: usize, device: &Device) -> Tensor<4> {
+    let mut m = vec![0f32; out * input];
+    let scale = input as f64 / out.max(1) as f64;
+    for o in 0..out {
+        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(input.saturating_sub(1));
+        let i1 = (i0 + 1).min(input.saturating_sub(1));
+        let l = (src - i0 as f64) as f32;
+        m[o * input + i0] += 1.0 - l;
+        m[o * input + i1] += l;
+    }
+    memvos_memory::transfers::upload(burn::tensor::TensorData::new(m, [1, 1, out, input]), device)
 }
 
 /// Bilinear ×`f` upsampling (`F.interpolate(scale_factor=f, mode="bilinear", align_corners=False)`).
@@ -287,5 +321,25 @@ pub fn expand_batch(t: &Tensor<4>, k: usize) -> Tensor<4> {
     } else {
         let t5: Tensor<5> = t.clone().reshape([b, 1, c, h, w]);
         t5.expand([b, k / b, c, h, w]).reshape([k, c, h, w])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// The products' form is burn's bilinear interpolation (PyTorch's, checked by the parity
+    /// fixtures) up to float32 rounding, upsampling, downsampling and to one pixel.
+    #[test]
+    fn resize_by_products_is_bilinear_interpolation() {
+        let d = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 7, 12], Distribution::Uniform(-1.0, 1.0), &d);
+        for (h, w) in [(14, 24), (30, 54), (3, 5), (7, 12), (1, 1), (8, 11)] {
+            let a = resize_bilinear(x.clone(), h, w).into_data().try_to_vec::<f32>().unwrap();
+            let b = resize_bilinear_by_products(x.clone(), h, w).into_data().try_to_vec::<f32>().unwrap();
+            let err = a.iter().zip(&b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(err <= 1e-6, "{h}x{w}: {err}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use memvos_memory::transfers::{download, upload};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
 use memvos_memory::{
     Candidate, FrameRule, ImsfrSampling, MemoryBank, MemoryError, MemoryPolicy, PolicyConfig, PolicyKind, ReadConfig, Selection, StoredFrame, Write,
@@ -312,7 +313,7 @@ fn select_objects(t: &Tensor<4>, objects: &[usize], total: usize, device: &Devic
         return t.clone();
     }
     let idx: Vec<i64> = objects.iter().map(|&o| o as i64).collect();
-    let sel = Tensor::<1, Int>::from_data(TensorData::new(idx, [objects.len()]), device);
+    let sel = upload::<1, Int>(TensorData::new(idx, [objects.len()]), device);
     t.clone().select(0, sel)
 }
 
@@ -600,20 +601,20 @@ impl Propagator {
         let b = p.clone().greater_elem(0.5).float();
         let inter = (p.clone() * b.clone()).sum_dim(1);
         let union = b.clone().sum_dim(1) + (p * b.neg().add_scalar(1.0)).sum_dim(1);
-        let inter = inter.into_data().try_to_vec::<f32>().map_err(data_err)?;
-        let union = union.into_data().try_to_vec::<f32>().map_err(data_err)?;
-        Ok(inter.iter().zip(&union).map(|(&i, &u)| if u > 0.0 { i / u } else { 0.0 }).collect())
+        // One copy to the host: intersections and unions side by side.
+        let both = download(Tensor::cat(vec![inter, union], 1)).try_to_vec::<f32>().map_err(data_err)?;
+        Ok(both.chunks_exact(2).map(|iu| if iu[1] > 0.0 { iu[0] / iu[1] } else { 0.0 }).collect())
     }
 
     fn tensor(&self, a: Array3<f32>) -> Result<Tensor<4>, PropagatorError> {
         let (c, h, w) = a.dim();
         let v = a.into_raw_vec_and_offset().0;
-        Ok(Tensor::from_data(TensorData::new(v, [1, c, h, w]), &self.device))
+        Ok(upload(TensorData::new(v, [1, c, h, w]), &self.device))
     }
 
     fn output(&self, index: usize, probs: Tensor<4>) -> Result<(usize, Array3<f32>, Vec<u8>), PropagatorError> {
         let [c, _, hp, wp] = probs.dims();
-        let v = probs.into_data().try_to_vec::<f32>().map_err(data_err)?;
+        let v = download(probs).try_to_vec::<f32>().map_err(data_err)?;
         let padded = Array3::from_shape_vec((c, hp, wp), v).map_err(data_err)?;
         let p = self.pad;
         let probs = padded.slice(s![.., p.top..hp - p.bottom, p.left..wp - p.right]).to_owned();

@@ -22,6 +22,8 @@ use burn::nn::conv::Conv2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use memvos_memory::transfers::upload;
+
 use crate::blocks::conv;
 
 /// A DFT asked of a map with no elements.
@@ -60,12 +62,33 @@ fn basis(n: usize) -> Basis {
         .clone()
 }
 
+/// Constant tensors made once per key and device and kept there, so a GPU device gets them
+/// once, not on every frame. Not on autodiff devices (a tensor there belongs to a graph).
+fn on_device(key: (u8, usize, usize), device: &Device, make: impl FnOnce() -> Vec<Tensor<4>>) -> Vec<Tensor<4>> {
+    type Kept = Vec<((u8, usize, usize), Device, Vec<Tensor<4>>)>;
+    static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
+    if device.is_autodiff() {
+        return make();
+    }
+    let mut kept = match KEPT.get_or_init(|| Mutex::new(Vec::new())).lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((_, _, t)) = kept.iter().find(|(k, d, _)| *k == key && d == device) {
+        return t.clone();
+    }
+    let t = make();
+    kept.push((key, device.clone(), t.clone()));
+    t
+}
+
 /// `(C_n, S_n)` as `[1, 1, n, n]` tensors on `device`.
 fn matrices(n: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
-    let b = basis(n);
-    let c = Tensor::from_data(TensorData::new(b.0.clone(), [1, 1, n, n]), device);
-    let s = Tensor::from_data(TensorData::new(b.1.clone(), [1, 1, n, n]), device);
-    (c, s)
+    let t = on_device((0, n, 0), device, || {
+        let b = basis(n);
+        vec![upload(TensorData::new(b.0.clone(), [1, 1, n, n]), device), upload(TensorData::new(b.1.clone(), [1, 1, n, n]), device)]
+    });
+    (t[0].clone(), t[1].clone())
 }
 
 /// The unnormalised 2-D DFT over the last two axes of `x` `[B, C, h, w]` (no shift): its real
@@ -103,14 +126,21 @@ pub fn idft2_real(re: Tensor<4>, im: Tensor<4>) -> Result<Tensor<4>, EmptyMap> {
 /// GSFM's Gaussian `G(u, v) = exp(−((u − ⌊h/2⌋)² + (v − ⌊w/2⌋)²) / (2σ²))` on the unshifted
 /// frequency grid (its peak is the highest frequency), `[1, 1, h, w]`.
 pub fn gaussian(h: usize, w: usize, sigma: f64, device: &Device) -> Tensor<4> {
-    let (ch, cw) = ((h / 2) as f64, (w / 2) as f64);
-    let v: Vec<f32> = (0..h * w)
-        .map(|i| {
-            let (u, v) = ((i / w) as f64, (i % w) as f64);
-            (-((u - ch).powi(2) + (v - cw).powi(2)) / (2.0 * sigma * sigma)).exp() as f32
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(v, [1, 1, h, w]), device)
+    let make = || {
+        let (ch, cw) = ((h / 2) as f64, (w / 2) as f64);
+        let v: Vec<f32> = (0..h * w)
+            .map(|i| {
+                let (u, v) = ((i / w) as f64, (i % w) as f64);
+                (-((u - ch).powi(2) + (v - cw).powi(2)) / (2.0 * sigma * sigma)).exp() as f32
+            })
+            .collect();
+        vec![upload(TensorData::new(v, [1, 1, h, w]), device)]
+    };
+    if sigma == GSFM_SIGMA {
+        on_device((1, h, w), device, make).remove(0)
+    } else {
+        make().remove(0)
+    }
 }
 
 /// Which band a [`SpectralFilter`] keeps.
