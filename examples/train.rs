@@ -61,7 +61,7 @@ struct Args {
     /// `scripts/fetch-photos.sh DIR` fetches the set the shipped model learned on.
     #[arg(long)]
     photos: Option<PathBuf>,
-    /// Training devices, comma-separated (cpu, cuda:0, cuda:1, …); the batch is split over them.
+    /// Training devices, comma-separated (cpu, cuda:0, cuda:1, wgpu:0, …); the batch is split over them.
     #[arg(long, default_value = "cpu", value_delimiter = ',')]
     devices: Vec<DeviceChoice>,
     /// Plain progress output even on a terminal.

@@ -108,7 +108,7 @@ pub struct ModelArgs {
     /// (default: the small STCN shipped with memvos, trained on synthetic videos).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// cpu, cuda, cuda:N or auto.
+    /// cpu, cuda[:N], wgpu[:N] or auto (CUDA, then a hardware wgpu adapter, then the CPU).
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Top-k of the memory read (default: the method's).

@@ -105,6 +105,20 @@ macro_rules! each {
     };
 }
 
+/// Whether `device` is (or wraps, under autodiff) a device of burn's wgpu backend, whose
+/// buffers are limited in size (QDMN splits a layer for it).
+pub fn is_wgpu(device: &Device) -> bool {
+    #[cfg(feature = "wgpu")]
+    {
+        *device != Device::flex() && format!("{device:?}").contains("Wgpu")
+    }
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
 fn config<T: serde::de::DeserializeOwned>(json: Option<&str>) -> Result<Option<T>, String> {
     json.map(|j| serde_json::from_str(j).map_err(|e| e.to_string())).transpose()
 }
@@ -124,6 +138,27 @@ impl AnyNetwork {
             Method::Gsfm => AnyNetwork::Gsfm(Gsfm::with_config(&config(config_json)?.unwrap_or_default(), device)),
             Method::Imsfr => AnyNetwork::Imsfr(Imsfr::with_config(&config(config_json)?.unwrap_or_default(), device)),
         })
+    }
+
+    /// Where a network of `method` is built to be loaded for `device`: the device itself, except
+    /// QDMN on wgpu, loaded on the CPU (its checkpoint holds a layer too large for a wgpu
+    /// buffer) and then [`Self::placed`].
+    pub fn build_device(method: Method, device: &Device) -> Device {
+        if method == Method::Qdmn && is_wgpu(device) { Device::flex() } else { device.clone() }
+    }
+
+    /// This network on `device` (QDMN's large layer split for wgpu, see [`qdmn::Score`]).
+    pub fn placed(self, device: &Device) -> Self {
+        match self {
+            AnyNetwork::Qdmn(mut q) => {
+                q.score = q.score.placed(device);
+                AnyNetwork::Qdmn(burn::module::Module::to_device(q, device))
+            }
+            AnyNetwork::Stcn(n) => AnyNetwork::Stcn(burn::module::Module::to_device(n, device)),
+            AnyNetwork::Mivos(n) => AnyNetwork::Mivos(burn::module::Module::to_device(n, device)),
+            AnyNetwork::Gsfm(n) => AnyNetwork::Gsfm(burn::module::Module::to_device(n, device)),
+            AnyNetwork::Imsfr(n) => AnyNetwork::Imsfr(burn::module::Module::to_device(n, device)),
+        }
     }
 
     /// The network behind the common trait.
@@ -177,9 +212,20 @@ impl AnyNetwork {
         let (_, inv) = Self::renames(self.method());
         let mut meta = vec![(weights::METHOD_KEY, method_id.to_string())];
         meta.extend(config_json.map(|c| (weights::CONFIG_KEY, c)));
+        // Checkpoints hold QDMN's quality head as the published one: its first layer whole.
+        let joined;
+        let this = match self {
+            AnyNetwork::Qdmn(q) if q.score.fc1.is_none() => {
+                let mut q = q.clone();
+                q.score = q.score.joined();
+                joined = AnyNetwork::Qdmn(q);
+                &joined
+            }
+            other => other,
+        };
         match weights::Format::of(path)? {
-            weights::Format::Burnpack => each!(self, n => weights::save_burnpack(n, path)),
-            weights::Format::Safetensors => each!(self, n => weights::save_safetensors(n, path, &inv, &meta)),
+            weights::Format::Burnpack => each!(this, n => weights::save_burnpack(n, path)),
+            weights::Format::Safetensors => each!(this, n => weights::save_safetensors(n, path, &inv, &meta)),
             weights::Format::Pytorch => Err(WeightError::Write { path: path.to_path_buf(), reason: "memvos writes checkpoints as .safetensors (PyTorch names) or .bpk; .pth only for formula weights".into() }),
         }
     }
@@ -270,9 +316,10 @@ pub fn load_network(path: &Path, method: Option<Method>, device: &Device) -> Res
     // memvos does not know (a downstream variant stores its base network's configuration).
     let same_method = meta.get(weights::METHOD_KEY).is_none_or(|m| m == method.id() || m.parse::<Method>().is_err());
     let cfg = meta.get(weights::CONFIG_KEY).filter(|_| same_method);
-    let mut net = AnyNetwork::new(method, cfg.map(String::as_str), device).map_err(|reason| WeightError::Config { path: path.to_path_buf(), reason })?;
+    let build_on = AnyNetwork::build_device(method, device);
+    let mut net = AnyNetwork::new(method, cfg.map(String::as_str), &build_on).map_err(|reason| WeightError::Config { path: path.to_path_buf(), reason })?;
     net.load_weights(path)?;
-    Ok(net)
+    Ok(if build_on == *device { net } else { net.placed(device) })
 }
 
 /// The model shipped inside memvos, used when no weights are given: a small STCN trained on a
@@ -296,10 +343,11 @@ pub fn load_network_bytes(bytes: &[u8], label: &Path, method: Option<Method>, de
         let (missing, unexpected) = weights::key_diff(&keys, &published_names(m));
         return Err(WeightError::WrongMethod { path: label.to_path_buf(), expected: m, found, missing, unexpected });
     }
-    let mut net = AnyNetwork::new(found, meta.get(weights::CONFIG_KEY).map(String::as_str), device).map_err(|reason| WeightError::Config { path: label.to_path_buf(), reason })?;
+    let build_on = AnyNetwork::build_device(found, device);
+    let mut net = AnyNetwork::new(found, meta.get(weights::CONFIG_KEY).map(String::as_str), &build_on).map_err(|reason| WeightError::Config { path: label.to_path_buf(), reason })?;
     let (fwd, _) = AnyNetwork::renames(found);
     each!(&mut net, n => weights::load_safetensors_bytes(n, bytes, label, found, &fwd))?;
-    Ok(net)
+    Ok(if build_on == *device { net } else { net.placed(device) })
 }
 
 /// The shipped default model ([`DEFAULT_MODEL`]).

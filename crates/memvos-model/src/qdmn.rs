@@ -121,23 +121,106 @@ pub struct Score {
     pub conv3: Conv2d,
     /// The strided 3×3 conv.
     pub conv4: Conv2d,
-    /// First linear layer.
-    pub fc1: Linear,
+    /// First linear layer (256·12·12 = 36,864 → 1,024: a 144 MiB weight), except on wgpu.
+    pub fc1: Option<Linear>,
+    /// The same layer split along its input into blocks of at most [`FC1_BLOCK`] inputs (the
+    /// first with the bias), on wgpu, which cannot hold a buffer over 128 MiB
+    /// (`maxStorageBufferBindingSize`; lavapipe refuses to allocate it).
+    pub fc1_blocks: Vec<Linear>,
     /// Second linear layer, to the score.
     pub fc2: Linear,
+}
+
+/// Inputs per block of the split first linear layer (32 MiB of weights).
+pub const FC1_BLOCK: usize = 8192;
+
+/// `layer` split along its input into blocks of at most [`FC1_BLOCK`] inputs, on `device`.
+fn split_linear(layer: Linear, device: &Device) -> Vec<Linear> {
+    let [inputs, outputs] = layer.weight.dims();
+    let weight = layer.weight.val();
+    (0..inputs)
+        .step_by(FC1_BLOCK)
+        .map(|start| {
+            let n = FC1_BLOCK.min(inputs - start);
+            let mut block = LinearConfig::new(n, outputs).with_bias(start == 0).init(device);
+            block.weight = burn::module::Param::from_tensor(weight.clone().narrow(0, start, n).to_device(device));
+            if let (Some(b), Some(bias)) = (block.bias.as_mut(), layer.bias.as_ref()) {
+                *b = burn::module::Param::from_tensor(bias.val().to_device(device));
+            }
+            block
+        })
+        .collect()
+}
+
+/// The blocks of [`split_linear`] joined back into one layer on the CPU (for saving).
+fn join_linear(blocks: &[Linear]) -> Linear {
+    let cpu = Device::flex();
+    let weights: Vec<Tensor<2>> = blocks.iter().map(|b| b.weight.val().to_device(&cpu)).collect();
+    let [_, outputs] = weights[0].dims();
+    let inputs = weights.iter().map(|w| w.dims()[0]).sum();
+    let mut layer = LinearConfig::new(inputs, outputs).init(&cpu);
+    layer.weight = burn::module::Param::from_tensor(Tensor::cat(weights, 0));
+    layer.bias = blocks[0].bias.as_ref().map(|b| burn::module::Param::from_tensor(b.val().to_device(&cpu)));
+    layer
 }
 
 impl Score {
     /// The head on `input` channels.
     pub fn new(input: usize, device: &Device) -> Self {
         let half = SCORE_INPUT / 2;
+        let cpu = Device::flex();
         Score {
             conv1: conv(input, 256, 3, device),
             conv2: conv(256, 256, 3, device),
             conv3: conv(256, 256, 3, device),
             conv4: Conv2dConfig::new([256, 256], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device),
-            fc1: LinearConfig::new(256 * half * half, 1024).init(device),
+            fc1: Some(LinearConfig::new(256 * half * half, 1024).init(if crate::is_wgpu(device) { &cpu } else { device })),
+            fc1_blocks: Vec::new(),
             fc2: LinearConfig::new(1024, 1).init(device),
+        }
+        .placed(device)
+    }
+
+    /// This head on `device`: the first linear layer split in blocks on wgpu (see
+    /// [`Score::fc1_blocks`]), whole elsewhere.
+    pub fn placed(mut self, device: &Device) -> Self {
+        let whole = !crate::is_wgpu(device);
+        match self.fc1.take() {
+            Some(fc1) if whole => self.fc1 = Some(fc1),
+            Some(fc1) => self.fc1_blocks = split_linear(fc1, device),
+            None if whole => self.fc1 = Some(join_linear(&self.fc1_blocks).to_device(device)),
+            None => {}
+        }
+        if whole {
+            self.fc1_blocks.clear();
+        }
+        self
+    }
+
+    /// This head with its first linear layer whole (on the CPU), as checkpoints store it.
+    pub fn joined(&self) -> Self {
+        let mut s = self.clone();
+        if s.fc1.is_none() {
+            s.fc1 = Some(join_linear(&s.fc1_blocks));
+            s.fc1_blocks.clear();
+        }
+        s
+    }
+
+    fn fc1_forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match &self.fc1 {
+            Some(fc1) => fc1.forward(x),
+            None => {
+                let mut start = 0;
+                let mut y: Option<Tensor<2>> = None;
+                for block in &self.fc1_blocks {
+                    let n = block.weight.dims()[0];
+                    let part = block.forward(x.clone().narrow(1, start, n));
+                    y = Some(match y { Some(y) => y + part, None => part });
+                    start += n;
+                }
+                y.expect("a split layer has at least one block")
+            }
         }
     }
 
@@ -155,7 +238,7 @@ impl Score {
         let x = relu(self.conv4_logits(f16));
         let [k, c, h, w] = x.dims();
         let x: Tensor<2> = x.reshape([k, c * h * w]);
-        relu(self.fc2.forward(relu(self.fc1.forward(x))))
+        relu(self.fc2.forward(relu(self.fc1_forward(x))))
     }
 }
 
@@ -254,7 +337,7 @@ impl MemoryNetwork for Qdmn {
 
     fn encode_memory(&self, frame: Tensor<4>, _query: &Query, masks: Tensor<4>, _next: Option<Tensor<4>>) -> MemoryEncoding {
         let f16 = memory_features(&self.mask_rgb_encoder, frame, masks);
-        let scores = self.score.forward(f16.clone()).into_data().try_to_vec::<f32>().ok();
+        let scores = memvos_memory::transfers::download(self.score.forward(f16.clone())).try_to_vec::<f32>().ok();
         let (key, value) = self.kv_m_f16.forward(f16);
         MemoryEncoding { key, value, aux: None, quality: scores }
     }

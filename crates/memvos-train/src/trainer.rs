@@ -311,19 +311,26 @@ pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) 
     let entries = Arc::new(Entries::open(recipe, &opts.data)?);
     let devices: Vec<Device> = if opts.devices.is_empty() { vec![Device::flex()] } else { opts.devices.clone() };
     let devices: Vec<Device> = devices.into_iter().map(|d| if d.is_autodiff() { d } else { d.autodiff() }).collect();
+    if recipe.method == memvos_model::Method::Qdmn && devices.iter().any(memvos_model::is_wgpu) {
+        return Err(TrainError::Recipe("QDMN cannot be trained on wgpu yet: its quality head's first layer (144 MiB) is over wgpu's 128 MiB buffer limit, and memvos splits it for inference only; train QDMN on cpu or cuda".into()));
+    }
     if devices.len() > recipe.batch_size {
         return Err(TrainError::Recipe(format!("batch_size {} is smaller than the {} devices", recipe.batch_size, devices.len())));
     }
     // The initial weights come from burn's seeded random generator, which is the process's:
     // seed it and draw every parameter under a lock, so another thread drawing random numbers
-    // meanwhile (another run, a test) cannot change them.
+    // meanwhile (another run, a test) cannot change them. They are drawn on the CPU and then
+    // moved, so a seed gives the same weights whichever device trains (each backend has its own
+    // generator).
     static INIT: Mutex<()> = Mutex::new(());
     let guard = INIT.lock().unwrap_or_else(|p| p.into_inner());
-    devices[0].seed(recipe.seed);
-    let net = AnyNetwork::new(recipe.method, recipe.network_json().as_deref(), &devices[0]).map_err(|e| TrainError::Recipe(format!("network: {e}")))?;
+    let draw_on = Device::flex().autodiff();
+    draw_on.seed(recipe.seed);
+    let net = AnyNetwork::new(recipe.method, recipe.network_json().as_deref(), &draw_on).map_err(|e| TrainError::Recipe(format!("network: {e}")))?;
     macro_rules! go {
         ($n:expr) => {{
             let n = materialize($n)?;
+            let n = if devices[0] == draw_on { n } else { n.fork(&devices[0]) };
             drop(guard);
             run(n, recipe, opts, previous, changes, entries, &devices, observer)
         }};
