@@ -538,3 +538,35 @@ fn correspond_writes_a_heat_map_and_the_studio_checks_its_paths() {
     write_mask(&bad.join("00001.png"), &LabelMap::zeros(5, 5), &Palette::davis()).unwrap();
     fails_with("studio", &["--frames", s(&frames), "--masks", s(&bad), "--out", s(&dir.path().join("o")), "--no-open", "--device", "cpu"], &["00001.png", "5x5"]);
 }
+
+/// `segment --device wgpu` (Mesa's lavapipe in CI) on a synthetic video: it says which adapter
+/// runs it, and writes the CPU's label maps. The CLI does not expose probabilities, so "near
+/// ties aside" is a count: at most 0.2 % of the pixels of a frame may differ (measured: none differ in 6 frames of 48×80).
+#[cfg(feature = "wgpu")]
+#[test]
+fn segment_on_wgpu_writes_the_cpus_label_maps() {
+    if burn::tensor::Device::enumerate(burn::tensor::DeviceType::Wgpu).is_empty() {
+        assert!(std::env::var_os("MEMVOS_REQUIRE_WGPU").is_none(), "MEMVOS_REQUIRE_WGPU is set but no wgpu adapter answered");
+        eprintln!("SKIPPED: no wgpu adapter answered");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = synth_root(dir.path(), 1, 6, 21);
+    let frames = root.join("JPEGImages/480p/synth-0000");
+    let masks = root.join("Annotations/480p/synth-0000");
+    let seg = |device: &str| -> (String, Vec<Vec<u8>>) {
+        let out = dir.path().join(device);
+        let o = Command::new(example("segment").unwrap()).args(["--frames", s(&frames), "--masks", s(&masks), "--out", s(&out), "--device", device]).output().unwrap();
+        assert!(o.status.success(), "--device {device}: {}", String::from_utf8_lossy(&o.stderr));
+        let maps = (0..6).map(|t| memvos::data::read_mask(&out.join(format!("{t:05}.png"))).unwrap().labels.labels.iter().copied().collect()).collect();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), maps)
+    };
+    let (said, gpu) = seg("wgpu");
+    assert!(said.contains("running on wgpu device 0: ") && said.contains("driver"), "{said}");
+    let (_, cpu) = seg("cpu");
+    for (t, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
+        let differing = a.iter().zip(b).filter(|(x, y)| x != y).count();
+        eprintln!("frame {t}: {differing} of {} labels differ", a.len());
+        assert!(differing as f64 <= 0.002 * a.len() as f64, "frame {t}: {differing} labels differ between wgpu and the CPU");
+    }
+}

@@ -232,3 +232,56 @@ fn kernelized_scores_follow_the_best_query_position() {
         assert!((s[j] - (a[j] - d2 / 8.0)).abs() < 1e-6);
     }
 }
+
+/// Every kernel on burn's wgpu backend (Mesa's lavapipe in CI) against the same kernel on the
+/// CPU: affinities, top-k softmax weights, the top-k values and their indices, kernelized
+/// scores, and direct and chunked reads, within 1e-5 per element.
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_kernel_on_wgpu_matches_the_cpu() {
+    let Some(gpu) = burn::tensor::Device::enumerate(burn::tensor::DeviceType::Wgpu).into_iter().next() else {
+        assert!(std::env::var_os("MEMVOS_REQUIRE_WGPU").is_none(), "MEMVOS_REQUIRE_WGPU is set but no wgpu adapter answered");
+        eprintln!("SKIPPED: no wgpu adapter answered");
+        return;
+    };
+    let cpu = Device::flex();
+    fn close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>) {
+        assert_eq!(a.dims(), b.dims(), "{what}: shape");
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        eprintln!("{what:<40} max abs {err:.2e}");
+        assert!(err <= 1e-5, "{what}: wgpu differs from the CPU by {err:e}");
+    }
+    for (seed, b, sim) in [(21, 1, Similarity::L2), (22, 2, Similarity::Dot)] {
+        let case = Case::random(seed, b, 16, 240, 48, 2, 8);
+        let (mk, mv, qk) = case.tensors(&cpu);
+        let (gk, gv, gq) = case.tensors(&gpu);
+        close(&format!("{sim:?} affinity"), sim.affinity(mk.clone(), qk.clone()), sim.affinity(gk.clone(), gq.clone()));
+        for sel in selections(5, 6, 8) {
+            close(&format!("{sim:?} {sel:?} read"), read(mk.clone(), mv.clone(), qk.clone(), sim, sel).unwrap(), read(gk.clone(), gv.clone(), gq.clone(), sim, sel).unwrap());
+            close(&format!("{sim:?} {sel:?} read, chunk 100"), read_chunked(mk.clone(), mv.clone(), qk.clone(), sim, sel, 100).unwrap(), read_chunked(gk.clone(), gv.clone(), gq.clone(), sim, sel, 100).unwrap());
+        }
+    }
+    // Top-k on a large memory (grouped selection), values and indices.
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let (n, m) = (16 * 1620 + 5, 7);
+    let v: Vec<f32> = (0..n * m).map(|_| rng.random_range(-10.0f32..10.0)).collect();
+    let on = |d: &Device| Tensor::<3>::from_data(TensorData::new(v.clone(), [1, n, m]), d);
+    for k in [1, 20, 50] {
+        let ((cv, ci), (gv, gi)) = (topk(on(&cpu), k).unwrap(), topk(on(&gpu), k).unwrap());
+        close(&format!("top-{k} values"), cv, gv);
+        // The same entries, up to the order of equal values (ties among 181,475 random floats
+        // do occur: the two backends may break them differently).
+        let idx = |t: burn::tensor::Tensor<3, burn::tensor::Int>| t.into_data().convert::<i64>().try_into_vec::<i64>().unwrap();
+        let (ci, gi) = (idx(ci), idx(gi));
+        let same = ci.iter().zip(&gi).filter(|(a, b)| a == b).count();
+        for (p, (a, b)) in ci.iter().zip(&gi).enumerate() {
+            assert_eq!(v[*a as usize * m + p % m], v[*b as usize * m + p % m], "top-{k} position {p}: entries {a} (CPU) and {b} (wgpu) hold different values");
+        }
+        eprintln!("top-{k} indices: {same} of {} equal, the rest at tied values", ci.len());
+        close(&format!("top-{k} softmax"), topk_softmax(on(&cpu), k).unwrap(), topk_softmax(on(&gpu), k).unwrap());
+    }
+    let a: Vec<f32> = (0..2 * 12 * 12).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let at = |d: &Device| Tensor::<3>::from_data(TensorData::new(a.clone(), [2, 12, 12]), d);
+    close("kernelized scores", kernelized_scores(at(&cpu), 3, 4, 5.6).unwrap(), kernelized_scores(at(&gpu), 3, 4, 5.6).unwrap());
+}

@@ -88,3 +88,14 @@ fn the_inference_core_reproduces_the_reference_label_maps() {
     cfg.policy.include_last = true; // the fixture's --include_last
     check_core("gsfm-parity", Method::Gsfm, cfg);
 }
+
+/// The same case on burn's wgpu backend (Mesa's lavapipe in CI): every frame's probabilities
+/// within [`common::WGPU_ATOL`], labels equal except at near ties.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_inference_core_on_wgpu_reproduces_the_reference_label_maps() {
+    let Some(d) = common::wgpu_device() else { return };
+    let mut cfg = PropagatorConfig::for_method(Method::Gsfm, Benchmark::Davis2017);
+    cfg.policy.include_last = true;
+    common::check_core_on("gsfm-parity", Method::Gsfm, cfg, &d, common::WGPU_ATOL);
+}

@@ -30,7 +30,7 @@ mod common;
 
 use burn::tensor::activation::sigmoid;
 use burn::tensor::Device;
-use common::{assert_close, assert_close_values, check_formula, count_outside, fixture, formula_network, label_differences, run_core, values};
+use common::{assert_close, assert_close_values, check_formula, count_outside, fixture, formula_network, label_differences, run_core_on, values};
 use memvos_memory::{MemoryBank, ReadConfig, ReadSpec, Selection, Similarity, ValueSlot};
 use memvos_model::aggregate::aggregate;
 use memvos_model::imsfr::value_encoding;
@@ -151,26 +151,55 @@ fn assert_probabilities(g: &common::Golden, name: &str, ours: burn::tensor::Tens
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
+    check_core_on(&Device::flex(), 1.0, None, true, 3);
+}
+
+/// The inference core on `d` against the reference: every probability within the reference's
+/// own noise, outliers and label flips outside near ties no more than between its own runs, and
+/// seeded sampling giving the same masks twice (when `again`). `slack` widens the reference's
+/// own bounds (1 on the CPU); `outliers` replaces the bound on elements off by more than 1e-3
+/// with a fraction of all elements; only the first `frames` frames are compared.
+fn check_core_on(d: &Device, slack: f64, outliers: Option<f64>, again: bool, frames: usize) {
     let mut cfg = PropagatorConfig::for_method(Method::Imsfr, Benchmark::Davis2017);
     assert_eq!((cfg.top_k, cfg.policy.every), (Some(4), 6));
     cfg.policy.every = 1; // the fixture's mem_every
     cfg.policy.seed = 7;
-    let (g, outs) = run_core("imsfr-parity", Method::Imsfr, cfg.clone());
+    let (g, outs) = run_core_on("imsfr-parity", Method::Imsfr, cfg.clone(), d);
     let mut flipped = 0;
-    for (t, out) in outs.iter().enumerate() {
+    for (t, out) in outs.iter().enumerate().take(frames) {
         let name = format!("f{t}.prob");
         let (_, want) = g.f32(&name);
         let got: Vec<f32> = out.probs.iter().copied().collect();
         let (max_abs, count) = reference_noise(&name);
-        assert_eq!(count_outside(&format!("{name} (core)"), &got, &want, common::Tol { atol: max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond the reference's own noise {max_abs}");
-        let outliers = count_outside(&format!("{name} (core), > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
-        assert!(outliers <= allowance(count), "{name}: {outliers} elements off by more than 1e-3 (the reference's own runs: {count})");
+        assert_eq!(count_outside(&format!("{name} (core)"), &got, &want, common::Tol { atol: slack * max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond {slack} × the reference's own noise {max_abs}");
+        let off = count_outside(&format!("{name} (core), > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
+        let bound = outliers.map(|f| f * got.len() as f64).unwrap_or(allowance(count) as f64);
+        assert!(off as f64 <= bound, "{name}: {off} elements off by more than 1e-3 (the reference's own runs: {count})");
         flipped += label_differences(&g, t, &out.labels, 1e-4).2;
     }
     // The labels: no more flips outside near ties than between the reference's own runs.
     let (_, allowed) = reference_noise("out.masks");
-    assert!(flipped <= allowed, "{flipped} labels differ outside near ties (the reference's own runs: {allowed})");
-    // Seeded sampling: the same seed gives the same masks.
-    let (_, again) = run_core("imsfr-parity", Method::Imsfr, cfg);
-    assert!(outs.iter().zip(&again).all(|(a, b)| a.labels == b.labels));
+    eprintln!("{flipped} labels differ outside near ties (the reference's own runs: {allowed})");
+    assert!(flipped as f64 <= slack * allowed as f64, "{flipped} labels differ outside near ties (the reference's own runs: {allowed})");
+    if again {
+        // Seeded sampling: the same seed gives the same masks.
+        let (_, again) = run_core_on("imsfr-parity", Method::Imsfr, cfg, d);
+        assert!(outs.iter().zip(&again).all(|(a, b)| a.labels == b.labels));
+    }
+}
+
+/// The same case on burn's wgpu backend (Mesa's lavapipe in CI), held to the same
+/// bounds as the CPU widened 3× (the reference's own two runs differ by up to 0.05 in frame 1;
+/// lavapipe by 0.10), and at most 10 % of the elements off by more than 1e-3 (measured: 8.0 %
+/// in frame 1). This fixture reads the top 4 of nearly equal L2 affinities (formula weights): when
+/// wgpu's sums differ from the CPU's in the last bits (5e-7, `kernels.rs`), other entries win, and
+/// whole regions move; the labels do not (flips outside near ties ≤ 3× the reference's own;
+/// measured 1). Frames 0 and 1 only: frame 2 reads frame 1's own prediction as memory, so the
+/// divergence compounds (measured: 33 % of frame 2's elements off by more than 1e-3, up to 0.39,
+/// as the reference's own runs reach 0.17) and is not held to the reference on wgpu.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_inference_core_on_wgpu_reproduces_the_reference_label_maps() {
+    let Some(d) = common::wgpu_device() else { return };
+    check_core_on(&d, 3.0, Some(0.1), false, 2);
 }

@@ -85,3 +85,12 @@ fn mivos_matches_the_reference_on_every_golden_tensor() {
 fn the_inference_core_reproduces_the_reference_label_maps() {
     check_core("stm-mivos-parity", Method::Mivos, PropagatorConfig::for_method(Method::Mivos, Benchmark::Davis2017));
 }
+
+/// The same case on burn's wgpu backend (Mesa's lavapipe in CI): every frame's probabilities
+/// within [`common::WGPU_ATOL`], labels equal except at near ties.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_inference_core_on_wgpu_reproduces_the_reference_label_maps() {
+    let Some(d) = common::wgpu_device() else { return };
+    common::check_core_on("stm-mivos-parity", Method::Mivos, PropagatorConfig::for_method(Method::Mivos, Benchmark::Davis2017), &d, common::WGPU_ATOL);
+}

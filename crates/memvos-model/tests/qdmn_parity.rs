@@ -105,3 +105,13 @@ fn the_inference_core_reproduces_the_reference_label_maps() {
     assert_eq!((cfg.top_k, cfg.policy.threshold, cfg.policy.capacity), (Some(50), Some(0.8), Some(22)));
     check_core("qdmn-parity", Method::Qdmn, cfg);
 }
+
+/// The same case on burn's wgpu backend (Mesa's lavapipe in CI): every frame's probabilities
+/// within [`common::WGPU_ATOL`], labels equal except at near ties.
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_inference_core_on_wgpu_reproduces_the_reference_label_maps() {
+    let Some(d) = common::wgpu_device() else { return };
+    let cfg = PropagatorConfig::for_method(Method::Qdmn, Benchmark::Davis2017);
+    common::check_core_on("qdmn-parity", Method::Qdmn, cfg, &d, common::WGPU_ATOL);
+}
