@@ -17,7 +17,7 @@ pub enum Winograd {
     F2,
 }
 
-/// A square convolution's shape (PyTorch's `Conv2d(cin, cout, k, stride, padding)`).
+/// A square convolution's shape (PyTorch's `Conv2d(cin, cout, k, stride, padding, dilation)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     /// Input channels.
@@ -30,12 +30,20 @@ pub struct ConvSpec {
     pub stride: usize,
     /// Zero padding on every side.
     pub pad: usize,
+    /// Spacing of the kernel's taps (1: a plain convolution; DeepLab's atrous ones: 6, 12, 18).
+    pub dilation: usize,
 }
 
 impl ConvSpec {
+    /// A convolution without dilation.
+    pub const fn new(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Self {
+        ConvSpec { cin, cout, k, stride, pad, dilation: 1 }
+    }
+
     /// Output size for an `h × w` input.
     pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
-        ((h + 2 * self.pad - self.k) / self.stride + 1, (w + 2 * self.pad - self.k) / self.stride + 1)
+        let span = self.dilation * (self.k - 1) + 1;
+        ((h + 2 * self.pad).saturating_sub(span) / self.stride + 1, (w + 2 * self.pad).saturating_sub(span) / self.stride + 1)
     }
 
     /// Multiply-adds × 2 for an `n × h × w` input (the direct method's count).
@@ -136,7 +144,7 @@ impl PackedConv {
         let folded: Vec<f32> = w64.iter().map(|&v| v as f32).collect();
         let kind = match (k, spec.stride, winograd) {
             (1, _, _) if spec.pad == 0 => ConvKind::Pointwise,
-            (3, 1, Some(v)) => ConvKind::Winograd(v),
+            (3, 1, Some(v)) if spec.dilation == 1 => ConvKind::Winograd(v),
             _ => ConvKind::Im2col,
         };
         // [co][ci][ky][kx] → [(ky, kx, ci)][co]
@@ -234,9 +242,9 @@ impl PackedConv {
                     let (b, r) = (p / (ho * wo), p % (ho * wo));
                     let (oy, ox) = (r / wo, r % wo);
                     for ky in 0..k {
-                        let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                        let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
                         for kx in 0..k {
-                            let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                            let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
                             let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
                             if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
                                 d.fill(0.0);
@@ -290,8 +298,8 @@ mod tests {
                         for ci in 0..s.cin {
                             for ky in 0..s.k {
                                 for kx in 0..s.k {
-                                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
+                                    let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
+                                    let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
                                     if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
                                         acc += x[((b * s.cin + ci) * h + iy as usize) * w + ix as usize] as f64 * wt[((co * s.cin + ci) * s.k + ky) * s.k + kx] as f64;
                                     }
@@ -346,7 +354,7 @@ mod tests {
 
     #[test]
     fn every_kind_matches_direct_convolution() {
-        let sp = |cin, cout, k, stride, pad| ConvSpec { cin, cout, k, stride, pad };
+        let sp = ConvSpec::new;
         check(sp(5, 7, 1, 1, 0), 2, 9, 11, None, ConvKind::Pointwise, 1e-6);
         check(sp(6, 4, 1, 2, 0), 1, 9, 10, None, ConvKind::Pointwise, 1e-6);
         check(sp(5, 8, 3, 1, 1), 2, 13, 10, None, ConvKind::Im2col, 1e-6);
@@ -356,11 +364,15 @@ mod tests {
         check(sp(9, 5, 3, 1, 1), 2, 13, 10, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(16, 3, 3, 1, 1), 1, 4, 5, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(4, 4, 3, 1, 1), 1, 1, 1, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+        // Atrous (ASPP's): im2col whatever Winograd says, taps beyond the map read as zeros.
+        let atrous = |dilation| ConvSpec { dilation, ..sp(6, 5, 3, 1, dilation) };
+        check(atrous(2), 2, 9, 11, Some(Winograd::F4), ConvKind::Im2col, 1e-6);
+        check(atrous(6), 1, 7, 13, Some(Winograd::F4), ConvKind::Im2col, 1e-6);
     }
 
     #[test]
     fn batch_norm_folds_and_epilogue_fuses() {
-        let s = ConvSpec { cin: 4, cout: 3, k: 3, stride: 1, pad: 1 };
+        let s = ConvSpec::new(4, 3, 3, 1, 1);
         let (n, h, w) = (1, 6, 7);
         let x = values(n * s.cin * h * w, 4);
         let wt = values(s.cout * s.cin * 9, 5);

@@ -12,7 +12,10 @@
 //!   other shapes (7×7 stride 2, strided or dilated 3×3) by im2col in blocks;
 //! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory, widened to float32
 //!   block by block just before each product);
-//! - separable bilinear resizing with PyTorch's `align_corners = False`, and max pooling.
+//! - separable bilinear resizing with PyTorch's `align_corners = False`, and max pooling;
+//! - 2-D discrete Fourier transforms of any size as products with cosine and sine matrices
+//!   (GSFM's spectral modules);
+//! - the top-k memory read ([`TopKRead`]) without the dense affinity matrix.
 //!
 //! One level of parallelism: blocks of output pixels or tiles are spread over rayon's threads,
 //! each running single-threaded matrix products (the `gemm` crate's kernels, chosen at run time:
@@ -25,6 +28,7 @@ mod memory;
 mod nhwc;
 mod precision;
 mod resize;
+mod spectral;
 mod winograd;
 
 pub mod shapes;
@@ -34,6 +38,7 @@ pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
 pub use precision::{Precision, bf16_hardware, from_bf16, to_bf16};
 pub use resize::{bilinear, max_pool_3x3_s2};
+pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {

@@ -20,7 +20,7 @@ pub struct ConvShape {
 }
 
 const fn c(name: &'static str, cin: usize, cout: usize, k: usize, stride: usize, h: usize, w: usize, count: usize) -> ConvShape {
-    ConvShape { name, spec: ConvSpec { cin, cout, k, stride, pad: k / 2 }, h, w, count }
+    ConvShape { name, spec: ConvSpec::new(cin, cout, k, stride, k / 2), h, w, count }
 }
 
 /// STCN's convolutions at 480p: ResNet-50 key encoder to layer3, the fused key projection and
