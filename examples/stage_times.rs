@@ -49,7 +49,7 @@ struct Args {
     /// Only the streamed video (no per-stage timings): for peak-memory measurements.
     #[arg(long)]
     stream_only: bool,
-    /// memvos's CPU kernels or burn's ops (CPU only; STCN).
+    /// memvos's CPU kernels or burn's ops (CPU only).
     #[arg(long, value_enum, default_value = "memvos")]
     cpu_kernels: CpuKernels,
     /// memvos's kernels: maps below this many output pixels by im2col instead of Winograd (1024

@@ -141,11 +141,11 @@ pub struct ModelArgs {
     #[arg(long)]
     pub chunk: Option<usize>,
     /// Kernels on the CPU: memvos's (BatchNorm folded, weights packed once, Winograd 3×3 convs;
-    /// STCN) or burn's own ops. Other devices and methods always run burn's.
+    /// every built-in method) or burn's own ops. Other devices always run burn's.
     #[arg(long, value_enum, default_value = "memvos")]
     pub cpu_kernels: CpuKernels,
     /// How memvos's CPU kernels store the weights: fp32, or bf16 (half the weight memory,
-    /// products still in fp32; STCN on the CPU).
+    /// products still in fp32; memvos's CPU kernels only).
     #[arg(long, default_value = "fp32")]
     pub precision: Precision,
     /// Threads of the CPU kernels and of burn's CPU backend (default: one per core).

@@ -2,8 +2,10 @@
 //! BatchNorm folded into the convolutions and every weight packed once, when the path is built,
 //! and activations kept NHWC from a trunk's input to the decoder's logits.
 //!
-//! [`accelerate`] wraps a loaded network into one that implements the same [`MemoryNetwork`]
-//! trait and runs on these kernels when the device is burn's CPU backend without autodiff; burn's
+//! Every built-in method has its mapping from modules to CPU blocks here, the blocks shared:
+//! [`CpuStcn`], [`CpuMivos`], [`CpuQdmn`], [`CpuGsfm`], [`CpuImsfr`]. [`accelerate`] wraps a
+//! loaded network into the one that implements the same [`MemoryNetwork`] trait and runs on
+//! these kernels when the device is burn's CPU backend without autodiff; burn's
 //! own ops stay the path for training, for other backends, and for whatever a wrapper does not
 //! cover (batches of several frames, queries made by the burn path). The wrapper reads the
 //! network's weights once: build it after loading them.
@@ -21,14 +23,19 @@ use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
 pub use memvos_cpu::WINOGRAD_MIN_PIXELS;
-use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, max_pool_3x3_s2};
+use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, dft2, idft2_real, max_pool_3x3_s2};
 pub use memvos_cpu::Precision;
 use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
 use memvos_memory::{KernelError, MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
 use serde::{Deserialize, Serialize};
 
 use crate::AnyNetwork;
-use crate::blocks::{Cbam, Decoder, FeatureFusionBlock, ResBlock, UpsampleBlock};
+use crate::blocks::{Cbam, Decoder, FeatureFusionBlock, MivosDecoder, MivosUpsampleBlock, ResBlock, UpsampleBlock};
+use crate::gsfm::{Gsfm, GsfmDecoder};
+use crate::imsfr::{Imsfr, PE_FREQUENCIES};
+use crate::spectral::{Band, GSFM_SIGMA, SpectralFilter, gaussian_values};
+use crate::mivos::Mivos;
+use crate::qdmn::{Aspp, Qdmn, SCORE_INPUT, Score};
 use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 use crate::stcn::Stcn;
 
@@ -101,16 +108,19 @@ pub fn runs_on(device: &Device) -> bool {
     !device.is_autodiff() && *device == Device::flex()
 }
 
-/// The network behind the CPU path when it covers `net`'s method and `device` is the CPU; `None`
-/// otherwise (use `net.network()`).
+/// The network behind the CPU path when `device` is the CPU (every built-in method has one);
+/// `None` otherwise (use `net.network()`).
 pub fn accelerate(net: &AnyNetwork, device: &Device, opts: CpuOptions) -> Result<Option<Box<dyn MemoryNetwork>>, CpuError> {
     if !runs_on(device) {
         return Ok(None);
     }
-    Ok(match net {
-        AnyNetwork::Stcn(n) => Some(Box::new(CpuStcn::new(n, device, opts)?)),
-        _ => None,
-    })
+    Ok(Some(match net {
+        AnyNetwork::Stcn(n) => Box::new(CpuStcn::new(n, device, opts)?),
+        AnyNetwork::Mivos(n) => Box::new(CpuMivos::new(n, device, opts)?),
+        AnyNetwork::Qdmn(n) => Box::new(CpuQdmn::new(n, device, opts)?),
+        AnyNetwork::Gsfm(n) => Box::new(CpuGsfm::new(n, device, opts)?),
+        AnyNetwork::Imsfr(n) => Box::new(CpuImsfr::new(n, device, opts)?),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,10 +155,10 @@ fn parts(conv: &Conv2d, name: &str) -> Result<(ConvSpec, Vec<f32>, Option<Vec<f3
         PaddingConfig2d::Valid => 0,
         ref p => return Err(bad(format!("padding {p:?} is not symmetric"))),
     };
-    if kh != kw || conv.stride[0] != conv.stride[1] || conv.dilation != [1, 1] || conv.groups != 1 {
+    if kh != kw || conv.stride[0] != conv.stride[1] || conv.dilation[0] != conv.dilation[1] || conv.dilation[0] == 0 || conv.groups != 1 {
         return Err(bad(format!("a {kh}x{kw} conv with stride {:?}, dilation {:?}, groups {} is not covered", conv.stride, conv.dilation, conv.groups)));
     }
-    let spec = ConvSpec { cin, cout, k: kh, stride: conv.stride[0], pad };
+    let spec = ConvSpec { cin, cout, k: kh, stride: conv.stride[0], pad, dilation: conv.dilation[0] };
     let bias = conv.bias.as_ref().map(|b| floats(b.val(), name)).transpose()?;
     Ok((spec, floats(conv.weight.val(), name)?, bias))
 }
@@ -166,7 +176,7 @@ fn pack(conv: &Conv2d, bn: Option<&BatchNorm>, name: &str, opts: CpuOptions) -> 
 fn pack_pair(a: &Conv2d, b: &Conv2d, name: &str, opts: CpuOptions) -> Result<(PackedConv, usize), CpuError> {
     let (sa, mut wa, ba) = parts(a, name)?;
     let (sb, wb, bb) = parts(b, name)?;
-    if (sa.cin, sa.k, sa.stride, sa.pad) != (sb.cin, sb.k, sb.stride, sb.pad) {
+    if (sa.cin, sa.k, sa.stride, sa.pad, sa.dilation) != (sb.cin, sb.k, sb.stride, sb.pad, sb.dilation) {
         return Err(CpuError::Tensor { name: name.into(), reason: format!("{sa:?} and {sb:?} differ in more than their outputs") });
     }
     wa.extend(wb);
@@ -335,12 +345,17 @@ impl CpuCbam {
                 out[1] = s / c as f32;
             }
         }
-        let spatial = self.spatial.forward(&pooled, Fuse::default());
-        for (px, &s) in gated.data.chunks_mut(c).zip(&spatial.data) {
-            let sc = sigmoid(s);
-            px.iter_mut().for_each(|v| *v *= sc);
-        }
+        gate_pixels(&mut gated, &self.spatial.forward(&pooled, Fuse::default()));
         gated
+    }
+}
+
+/// `x · σ(logits)`: every channel of each pixel scaled by its one-channel gate.
+fn gate_pixels(x: &mut Nhwc, logits: &Nhwc) {
+    let c = x.c;
+    for (px, &l) in x.data.chunks_mut(c).zip(&logits.data) {
+        let s = sigmoid(l);
+        px.iter_mut().for_each(|v| *v *= s);
     }
 }
 
@@ -369,31 +384,46 @@ impl CpuFuser {
     }
 }
 
-/// [`UpsampleBlock`]: `out_conv(skip_conv(skip) + up×2(up))`.
+/// [`UpsampleBlock`], `out_conv(skip_conv(skip) + up×2(up))`, or MiVOS's
+/// [`MivosUpsampleBlock`], whose skip path has one more ResBlock (`skip_conv2`).
 struct CpuUpsample {
     skip_conv: PackedConv,
+    skip_block: Option<CpuResBlock>,
     out_conv: CpuResBlock,
 }
 
 impl CpuUpsample {
     fn new(u: &UpsampleBlock, name: &str, opts: CpuOptions) -> Result<Self, CpuError> {
-        Ok(CpuUpsample { skip_conv: pack(&u.skip_conv, None, &format!("{name}.skip_conv"), opts)?, out_conv: CpuResBlock::new(&u.out_conv, &format!("{name}.out_conv"), opts)? })
+        Ok(CpuUpsample { skip_conv: pack(&u.skip_conv, None, &format!("{name}.skip_conv"), opts)?, skip_block: None, out_conv: CpuResBlock::new(&u.out_conv, &format!("{name}.out_conv"), opts)? })
+    }
+
+    fn mivos(u: &MivosUpsampleBlock, name: &str, opts: CpuOptions) -> Result<Self, CpuError> {
+        Ok(CpuUpsample {
+            skip_conv: pack(&u.skip_conv1, None, &format!("{name}.skip_conv1"), opts)?,
+            skip_block: Some(CpuResBlock::new(&u.skip_conv2, &format!("{name}.skip_conv2"), opts)?),
+            out_conv: CpuResBlock::new(&u.out_conv, &format!("{name}.out_conv"), opts)?,
+        })
     }
 
     /// `skip` of one batch row (the query's, shared by the objects) or of `up`'s rows.
     fn forward(&self, skip: &Nhwc, up: &Nhwc) -> Nhwc {
         let mut up2 = bilinear(up, 2 * up.h, 2 * up.w);
-        let x = if skip.n == up.n {
-            self.skip_conv.forward(skip, Fuse { residual: Some(&up2), ..Fuse::default() })
-        } else {
-            up2.add_broadcast(&self.skip_conv.forward(skip, Fuse::default()));
-            up2
+        let x = match &self.skip_block {
+            None if skip.n == up.n => self.skip_conv.forward(skip, Fuse { residual: Some(&up2), ..Fuse::default() }),
+            None => {
+                up2.add_broadcast(&self.skip_conv.forward(skip, Fuse::default()));
+                up2
+            }
+            Some(block) => {
+                up2.add_broadcast(&block.forward(&self.skip_conv.forward(skip, Fuse::default())));
+                up2
+            }
         };
         self.out_conv.forward(&x)
     }
 }
 
-/// STCN's [`Decoder`].
+/// STCN's [`Decoder`] or MiVOS's [`MivosDecoder`] (which differ in their upsampling blocks).
 struct CpuDecoder {
     compress: CpuResBlock,
     up_16_8: CpuUpsample,
@@ -403,22 +433,102 @@ struct CpuDecoder {
 
 impl CpuDecoder {
     fn new(d: &Decoder, opts: CpuOptions) -> Result<Self, CpuError> {
+        Self::stcn(&d.compress, &d.up_16_8, &d.up_8_4, &d.pred, opts)
+    }
+
+    /// STCN's decoder from its parts (GSFM's decoder begins with them).
+    fn stcn(compress: &ResBlock, up_16_8: &UpsampleBlock, up_8_4: &UpsampleBlock, pred: &Conv2d, opts: CpuOptions) -> Result<Self, CpuError> {
+        Ok(CpuDecoder {
+            compress: CpuResBlock::new(compress, "decoder.compress", opts)?,
+            up_16_8: CpuUpsample::new(up_16_8, "decoder.up_16_8", opts)?,
+            up_8_4: CpuUpsample::new(up_8_4, "decoder.up_8_4", opts)?,
+            pred: pack(pred, None, "decoder.pred", opts)?,
+        })
+    }
+
+    fn mivos(d: &MivosDecoder, opts: CpuOptions) -> Result<Self, CpuError> {
         Ok(CpuDecoder {
             compress: CpuResBlock::new(&d.compress, "decoder.compress", opts)?,
-            up_16_8: CpuUpsample::new(&d.up_16_8, "decoder.up_16_8", opts)?,
-            up_8_4: CpuUpsample::new(&d.up_8_4, "decoder.up_8_4", opts)?,
+            up_16_8: CpuUpsample::mivos(&d.up_16_8, "decoder.up_16_8", opts)?,
+            up_8_4: CpuUpsample::mivos(&d.up_8_4, "decoder.up_8_4", opts)?,
             pred: pack(&d.pred, None, "decoder.pred", opts)?,
         })
     }
 
-    /// Logits `[K, 16h, 16w, 1]` from `x` `[K, h, w, C]` and the query's skips (one row each).
-    fn forward(&self, x: &Nhwc, f8: &Nhwc, f4: &Nhwc) -> Nhwc {
+    /// The upsampled features at 1/4 `[K, 4h, 4w, C]` from `x` `[K, h, w, C_in]` and the query's
+    /// skips (one row each).
+    fn features(&self, x: &Nhwc, f8: &Nhwc, f4: &Nhwc) -> Nhwc {
         let x = self.compress.forward(x);
         let x = self.up_16_8.forward(f8, &x);
-        let x = self.up_8_4.forward(f4, &x);
-        let p = self.pred.forward(&x, Fuse { relu_input: true, ..Fuse::default() });
+        self.up_8_4.forward(f4, &x)
+    }
+
+    /// `pred(relu(x))` upsampled ×4: the logits `[K, 16h, 16w, 1]`.
+    fn logits(&self, x: &Nhwc) -> Nhwc {
+        let p = self.pred.forward(x, Fuse { relu_input: true, ..Fuse::default() });
         bilinear(&p, 4 * p.h, 4 * p.w)
     }
+
+    /// The logits of `readout` (`[K, C_v, h, w]`) next to the query's `v16` (through `aspp`
+    /// first, QDMN's), on the query's skips, as a tensor on `device`.
+    fn decode(&self, query: &Query, readout: Tensor<4>, aspp: Option<&CpuAspp>, device: &Device) -> Tensor<4> {
+        let (x, f8, f4) = decoder_inputs(query, readout);
+        let x = match aspp {
+            Some(a) => a.forward(&x),
+            None => x,
+        };
+        to_tensor(&self.logits(&self.features(&x, &f8, &f4)), device)
+    }
+}
+
+/// A decoder's inputs: the readout next to the query's `v16` (a row per object), and the query's
+/// `f8` and `f4` skips (one row).
+fn decoder_inputs(query: &Query, readout: Tensor<4>) -> (Nhwc, Nhwc, Nhwc) {
+    let r = to_nhwc(readout);
+    let x = Nhwc::concat(&r, &to_nhwc(query.v16.clone()).repeat(r.n));
+    (x, to_nhwc(query.features.f8.clone()), to_nhwc(query.features.f4.clone()))
+}
+
+/// A trunk and its key/value heads (one convolution, the key's `key_dim` channels first) on one
+/// frame `[1, 3, H, W]`: the query of the methods' figure. `gate` may give the heads another
+/// input than the trunk's `f16` (QDMN's gated features); the query keeps the trunk's.
+fn encode_frame(trunk: &CpuResNet, heads: &PackedConv, key_dim: usize, frame: Tensor<4>, gate: impl FnOnce(&Nhwc) -> Option<Nhwc>, device: &Device) -> Query {
+    let [f4, f8, f16] = trunk.forward(&to_nhwc(frame));
+    let gated = gate(&f16);
+    let (k16, v16) = heads.forward(gated.as_ref().unwrap_or(&f16), Fuse::default()).split_channels(key_dim);
+    let d = device;
+    Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+}
+
+/// STCN's value encoder (GSFM's, IMSFR's): the trunk on `[RGB, own mask, others]`, its `f16`
+/// fused with the query's.
+struct CpuValueEncoder {
+    trunk: CpuResNet,
+    in_channels: usize,
+    fuser: CpuFuser,
+}
+
+impl CpuValueEncoder {
+    fn new(trunk: &ResNet, fuser: &FeatureFusionBlock, opts: CpuOptions) -> Result<Self, CpuError> {
+        Ok(CpuValueEncoder { trunk: CpuResNet::new(trunk, "value_encoder", opts)?, in_channels: trunk.conv1.weight.dims()[1], fuser: CpuFuser::new(fuser, "value_encoder.fuser", opts)? })
+    }
+
+    /// The values `[K, h, w, C_v]` of `frame` for `K` objects' `masks`. The query's features are
+    /// read from the query itself (one source of truth).
+    fn encode(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>) -> Nhwc {
+        let f16 = memory_f16(&self.trunk, self.in_channels, frame, masks);
+        self.fuser.forward(&f16, &to_nhwc(query.features.f16.clone()))
+    }
+}
+
+/// A memory (value) encoder's `f16` for `K` objects of one frame: `[K, h, w, C]` from the frame
+/// `[1, 3, H, W]` and the masks `[K, 1, H, W]` (input `[RGB, own mask, others]`, or `[RGB,
+/// mask]` for a 4-channel encoder).
+fn memory_f16(trunk: &CpuResNet, in_channels: usize, frame: Tensor<4>, masks: Tensor<4>) -> Nhwc {
+    let k = masks.dims()[0];
+    let m = floats(masks, "masks").expect("float masks on the CPU backend");
+    let [_, _, f16] = trunk.forward(&value_input(&to_nhwc(frame), &m, k, in_channels));
+    f16
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,9 +543,7 @@ pub struct CpuStcn {
     /// `key_proj` and `key_comp` as one convolution; the first `key_dim` channels are the key.
     key_heads: PackedConv,
     key_dim: usize,
-    value_trunk: CpuResNet,
-    value_in: usize,
-    fuser: CpuFuser,
+    value_encoder: CpuValueEncoder,
     decoder: CpuDecoder,
 }
 
@@ -449,9 +557,7 @@ impl CpuStcn {
             key_encoder: CpuResNet::new(&net.key_encoder, "key_encoder", opts)?,
             key_heads,
             key_dim,
-            value_trunk: CpuResNet::new(&net.value_encoder.trunk, "value_encoder", opts)?,
-            value_in: net.value_encoder.trunk.conv1.weight.dims()[1],
-            fuser: CpuFuser::new(&net.value_encoder.fuser, "value_encoder.fuser", opts)?,
+            value_encoder: CpuValueEncoder::new(&net.value_encoder.trunk, &net.value_encoder.fuser, opts)?,
             decoder: CpuDecoder::new(&net.decoder, opts)?,
         })
     }
@@ -515,30 +621,55 @@ pub fn read_kernels() -> Vec<Box<dyn ReadKernel>> {
     all
 }
 
-impl CpuStcn {
-    /// The top-k read on [`TopKRead`] when the bank reads top-k in one piece with one query;
-    /// `None` leaves the read (and its error messages) to the burn path.
-    fn read_topk(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Option<Tensor<4>>, MemoryError> {
-        let cfg = bank.config();
-        let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
-        let [b, ck, h, w] = query.k16.dims();
-        if b != 1 || top == 0 {
-            return Ok(None);
-        }
-        let (keys, values) = bank.contents(Some(positions), true, ValueSlot::Value)?;
-        let ([1, kc, n], [objects, cv, vn]) = (keys.dims(), values.dims()) else { return Ok(None) };
-        if kc != ck || vn != n {
-            return Ok(None);
-        }
-        let (Ok(keys), Ok(values), Ok(q)) = (floats(keys, "memory keys"), floats(values, "memory values"), floats(query.k16.clone(), "query key")) else {
-            return Ok(None);
-        };
-        let affinity = match cfg.similarity {
-            Similarity::L2 => Affinity::L2,
-            Similarity::Dot => Affinity::Dot,
-        };
-        let out = TopKRead { keys: &keys, values: &values, query: &q, ck, n, m: h * w, objects, cv, top, affinity }.run();
-        Ok(Some(Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), &self.device)))
+/// One read of `bank` on [`TopKRead`]: the entries at `positions` (plus the temporary one when
+/// `temporary`), their `slot` values, the `top` largest affinities of each query position (`top`
+/// ≥ the memory's size: the full softmax). Keys shared by the objects (`[1, C_k, N]`, one read
+/// for all of them) or one set per object (`[K, C_k, N]`, a read per object). Returns the readout
+/// `[K][C_v][h·w]` with `K` and `C_v`, or `None` where the path does not cover the read (several
+/// query rows, shapes the burn path's checks should name), which the burn path then does.
+fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary: bool, slot: ValueSlot, top: usize) -> Result<Option<(Vec<f32>, usize, usize)>, MemoryError> {
+    let [b, ck, h, w] = query.k16.dims();
+    if b != 1 || top == 0 {
+        return Ok(None);
+    }
+    let (keys, values) = bank.contents(Some(positions), temporary, slot)?;
+    let ([groups, kc, n], [objects, cv, vn]) = (keys.dims(), values.dims());
+    if kc != ck || vn != n || (groups != 1 && groups != objects) {
+        return Ok(None);
+    }
+    let (Ok(keys), Ok(values), Ok(q)) = (floats(keys, "memory keys"), floats(values, "memory values"), floats(query.k16.clone(), "query key")) else {
+        return Ok(None);
+    };
+    let affinity = match bank.config().similarity {
+        Similarity::L2 => Affinity::L2,
+        Similarity::Dot => Affinity::Dot,
+    };
+    let m = h * w;
+    let out = if groups == 1 {
+        TopKRead { keys: &keys, values: &values, query: &q, ck, n, m, objects, cv, top, affinity }.run()
+    } else {
+        (0..objects)
+            .flat_map(|o| TopKRead { keys: &keys[o * ck * n..(o + 1) * ck * n], values: &values[o * cv * n..(o + 1) * cv * n], query: &q, ck, n, m, objects: 1, cv, top, affinity }.run())
+            .collect()
+    };
+    Ok(Some((out, objects, cv)))
+}
+
+/// The bank's own read (top-k in one piece, the temporary entry included) on [`TopKRead`];
+/// `None` leaves it (and its error messages) to the burn path, as for the kernelised memory or a
+/// chunked read.
+fn read_topk(query: &Query, bank: &MemoryBank, positions: &[usize], device: &Device) -> Result<Option<Tensor<4>>, MemoryError> {
+    let cfg = bank.config();
+    let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
+    let [_, _, h, w] = query.k16.dims();
+    Ok(read_on_cpu(query, bank, positions, true, ValueSlot::Value, top)?.map(|(out, objects, cv)| Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), device)))
+}
+
+/// The memory read on the CPU path where it covers the bank's read, else `net`'s.
+fn read_or(net: &dyn MemoryNetwork, query: &Query, bank: &MemoryBank, positions: &[usize], device: &Device) -> Result<Tensor<4>, MemoryError> {
+    match read_topk(query, bank, positions, device)? {
+        Some(r) => Ok(r),
+        None => net.read_memory(query, bank, positions),
     }
 }
 
@@ -560,29 +691,446 @@ impl MemoryNetwork for CpuStcn {
         if frame.dims()[0] != 1 {
             return self.net.encode_query(frame, previous);
         }
-        let [f4, f8, f16] = self.key_encoder.forward(&to_nhwc(frame));
-        let heads = self.key_heads.forward(&f16, Fuse::default());
-        let (k16, v16) = heads.split_channels(self.key_dim);
-        let d = &self.device;
-        Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+        encode_frame(&self.key_encoder, &self.key_heads, self.key_dim, frame, |_| None, &self.device)
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
         if frame.dims()[0] != 1 || query.features.f16.dims()[0] != 1 {
             return self.net.encode_memory(frame, query, masks, next);
         }
-        let k = masks.dims()[0];
-        let m = floats(masks, "masks").expect("float masks on the CPU backend");
-        let x = value_input(&to_nhwc(frame), &m, k, self.value_in);
-        let [_, _, f16] = self.value_trunk.forward(&x);
-        // The query's features are read from the query itself (one source of truth).
-        let value = self.fuser.forward(&f16, &to_nhwc(query.features.f16.clone()));
+        let value = self.value_encoder.encode(frame, query, masks);
         MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
     }
 
     fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        match self.read_topk(query, bank, positions)? {
-            Some(r) => Ok(r),
+        read_or(&self.net, query, bank, positions, &self.device)
+    }
+
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        if query.v16.dims()[0] != 1 {
+            return MemoryNetwork::decode(&self.net, query, readout);
+        }
+        self.decoder.decode(query, readout, None, &self.device)
+    }
+}
+
+/// MiVOS on the CPU path: the query's ResNet-50 and its key/value heads (`kv_q_f16`, one
+/// convolution), the memory encoder's ResNet-50 on `[RGB, own mask, others]` and its heads
+/// (`kv_m_f16`), each object's top-k read over its own keys, MiVOS's decoder.
+pub struct CpuMivos {
+    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
+    net: Mivos,
+    device: Device,
+    rgb_encoder: CpuResNet,
+    /// `kv_q_f16`'s key and value projections as one convolution; the first `key_dim` channels
+    /// are the key.
+    kv_q_f16: PackedConv,
+    mask_rgb_encoder: CpuResNet,
+    /// `kv_m_f16`'s key and value projections as one convolution.
+    kv_m_f16: PackedConv,
+    key_dim: usize,
+    memory_in: usize,
+    decoder: CpuDecoder,
+}
+
+impl CpuMivos {
+    /// MiVOS packed for the CPU; its outputs come back as tensors on `device`.
+    pub fn new(net: &Mivos, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
+        let (kv_q_f16, key_dim) = pack_pair(&net.kv_q_f16.key_proj, &net.kv_q_f16.val_proj, "kv_q_f16", opts)?;
+        let (kv_m_f16, memory_key_dim) = pack_pair(&net.kv_m_f16.key_proj, &net.kv_m_f16.val_proj, "kv_m_f16", opts)?;
+        if memory_key_dim != key_dim {
+            return Err(CpuError::Tensor { name: "kv_m_f16.key_proj".into(), reason: format!("{memory_key_dim} key channels, the query's have {key_dim}") });
+        }
+        Ok(CpuMivos {
+            net: net.clone(),
+            device: device.clone(),
+            rgb_encoder: CpuResNet::new(&net.rgb_encoder, "rgb_encoder", opts)?,
+            kv_q_f16,
+            mask_rgb_encoder: CpuResNet::new(&net.mask_rgb_encoder, "mask_rgb_encoder", opts)?,
+            kv_m_f16,
+            key_dim,
+            memory_in: net.mask_rgb_encoder.conv1.weight.dims()[1],
+            decoder: CpuDecoder::mivos(&net.decoder, opts)?,
+        })
+    }
+}
+
+impl MemoryNetwork for CpuMivos {
+    fn method(&self) -> Method {
+        self.net.method()
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        self.net.key_kind()
+    }
+
+    fn similarity(&self) -> Similarity {
+        self.net.similarity()
+    }
+
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        if frame.dims()[0] != 1 {
+            return self.net.encode_query(frame, previous);
+        }
+        encode_frame(&self.rgb_encoder, &self.kv_q_f16, self.key_dim, frame, |_| None, &self.device)
+    }
+
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        if frame.dims()[0] != 1 {
+            return self.net.encode_memory(frame, query, masks, next);
+        }
+        let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
+        let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
+        MemoryEncoding { key: to_tensor(&key, &self.device), value: to_tensor(&value, &self.device), aux: None, quality: None }
+    }
+
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        read_or(&self.net, query, bank, positions, &self.device)
+    }
+
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        if query.v16.dims()[0] != 1 {
+            return MemoryNetwork::decode(&self.net, query, readout);
+        }
+        self.decoder.decode(query, readout, None, &self.device)
+    }
+}
+
+/// QDMN's [`Aspp`]: the 1×1 and the three atrous branches and the image-pooling one, each with
+/// its BatchNorm folded and its ReLU fused, concatenated, then `conv1` (BatchNorm `bn1`, ReLU).
+struct CpuAspp {
+    branches: [PackedConv; 4],
+    pool: PackedConv,
+    conv1: PackedConv,
+}
+
+impl CpuAspp {
+    fn new(a: &Aspp, opts: CpuOptions) -> Result<Self, CpuError> {
+        let branch = |b: &crate::qdmn::AsppBranch, name: &str| pack(&b.atrous_conv, Some(&b.bn), &format!("aspp.{name}.atrous_conv"), opts);
+        Ok(CpuAspp {
+            branches: [branch(&a.aspp1, "aspp1")?, branch(&a.aspp2, "aspp2")?, branch(&a.aspp3, "aspp3")?, branch(&a.aspp4, "aspp4")?],
+            pool: pack(&a.global_avg_pool.conv, Some(&a.global_avg_pool.bn), "aspp.global_avg_pool.conv", opts)?,
+            conv1: pack(&a.conv1, Some(&a.bn1), "aspp.conv1", opts)?,
+        })
+    }
+
+    fn forward(&self, x: &Nhwc) -> Nhwc {
+        let relu = Fuse { relu: true, ..Fuse::default() };
+        let (c, hw) = (x.c, x.h * x.w);
+        // Image pooling: each row's channel means, the 1×1 conv, spread over the grid (bilinear
+        // from 1×1 is a broadcast).
+        let mut means = Nhwc::zeros(x.n, 1, 1, c);
+        for (b, m) in means.data.chunks_mut(c).enumerate() {
+            let mut sum = vec![0.0f64; c];
+            for px in x.data[b * hw * c..(b + 1) * hw * c].chunks(c) {
+                sum.iter_mut().zip(px).for_each(|(s, &v)| *s += v as f64);
+            }
+            m.iter_mut().zip(&sum).for_each(|(m, s)| *m = (s / hw as f64) as f32);
+        }
+        let pooled = self.pool.forward(&means, relu);
+        let pc = pooled.c;
+        let mut spread = Nhwc::zeros(x.n, x.h, x.w, pc);
+        for (b, rows) in spread.data.chunks_mut(hw * pc).enumerate() {
+            rows.chunks_mut(pc).for_each(|px| px.copy_from_slice(&pooled.data[b * pc..(b + 1) * pc]));
+        }
+        let cat = self.branches.iter().fold(None, |acc: Option<Nhwc>, b| {
+            let y = b.forward(x, relu);
+            Some(match acc {
+                Some(a) => Nhwc::concat(&a, &y),
+                None => y,
+            })
+        });
+        let cat = Nhwc::concat(&cat.expect("four branches"), &spread);
+        self.conv1.forward(&cat, relu)
+    }
+}
+
+/// A burn `Linear` (`x · W + b`, `W` `[in][out]`) as a 1×1 convolution on a `[K, 1, 1, in]` map.
+fn linear_conv(l: &Linear, name: &str, opts: CpuOptions) -> Result<PackedConv, CpuError> {
+    let (w, b) = linear(l, name)?;
+    let [inputs, outputs] = l.weight.dims();
+    // [in][out] → [out][in] (PyTorch's conv layout).
+    let mut t = vec![0.0f32; inputs * outputs];
+    for i in 0..inputs {
+        for o in 0..outputs {
+            t[o * inputs + i] = w[i * outputs + o];
+        }
+    }
+    Ok(PackedConv::new(ConvSpec::new(inputs, outputs, 1, 1, 0), &t, Some(&b), None, None).with_precision(opts.precision))
+}
+
+/// QDMN's quality head ([`Score`]): f16 resized to 24×24, three 3×3 convs and a strided one,
+/// flattened channel-major, two linear layers, ReLU after each.
+struct CpuScore {
+    convs: [PackedConv; 4],
+    fc1: PackedConv,
+    fc2: PackedConv,
+}
+
+impl CpuScore {
+    fn new(s: &Score, opts: CpuOptions) -> Result<Self, CpuError> {
+        let joined;
+        let s = if s.fc1.is_some() {
+            s
+        } else {
+            joined = s.joined();
+            &joined
+        };
+        let fc1 = s.fc1.as_ref().expect("a joined head has its first layer whole");
+        Ok(CpuScore {
+            convs: [pack(&s.conv1, None, "score.conv1", opts)?, pack(&s.conv2, None, "score.conv2", opts)?, pack(&s.conv3, None, "score.conv3", opts)?, pack(&s.conv4, None, "score.conv4", opts)?],
+            fc1: linear_conv(fc1, "score.fc1", opts)?,
+            fc2: linear_conv(&s.fc2, "score.fc2", opts)?,
+        })
+    }
+
+    /// One score per row of `f16`.
+    fn forward(&self, f16: &Nhwc) -> Vec<f32> {
+        let relu = Fuse { relu: true, ..Fuse::default() };
+        let x = self.convs.iter().fold(bilinear(f16, SCORE_INPUT, SCORE_INPUT), |x, c| c.forward(&x, relu));
+        let flat = Nhwc::from_nchw(&x.to_nchw(), x.n, x.c * x.h * x.w, 1, 1);
+        self.fc2.forward(&self.fc1.forward(&flat, relu), relu).data
+    }
+}
+
+/// QDMN on the CPU path: MiVOS's ([`CpuMivos`]) plus the previous-mask gate on the query
+/// features (`concat_conv`), ASPP before the decoder and the quality head on the memory
+/// encoder's features.
+pub struct CpuQdmn {
+    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
+    net: Qdmn,
+    device: Device,
+    rgb_encoder: CpuResNet,
+    concat_conv: PackedConv,
+    kv_q_f16: PackedConv,
+    mask_rgb_encoder: CpuResNet,
+    kv_m_f16: PackedConv,
+    score: CpuScore,
+    key_dim: usize,
+    memory_in: usize,
+    aspp: CpuAspp,
+    decoder: CpuDecoder,
+}
+
+impl CpuQdmn {
+    /// QDMN packed for the CPU; its outputs come back as tensors on `device`.
+    pub fn new(net: &Qdmn, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
+        let (kv_q_f16, key_dim) = pack_pair(&net.kv_q_f16.key_proj, &net.kv_q_f16.val_proj, "kv_q_f16", opts)?;
+        let (kv_m_f16, memory_key_dim) = pack_pair(&net.kv_m_f16.key_proj, &net.kv_m_f16.val_proj, "kv_m_f16", opts)?;
+        if memory_key_dim != key_dim {
+            return Err(CpuError::Tensor { name: "kv_m_f16.key_proj".into(), reason: format!("{memory_key_dim} key channels, the query's have {key_dim}") });
+        }
+        Ok(CpuQdmn {
+            net: net.clone(),
+            device: device.clone(),
+            rgb_encoder: CpuResNet::new(&net.rgb_encoder, "rgb_encoder", opts)?,
+            concat_conv: pack(&net.concat_conv, None, "concat_conv", opts)?,
+            kv_q_f16,
+            mask_rgb_encoder: CpuResNet::new(&net.mask_rgb_encoder, "mask_rgb_encoder", opts)?,
+            kv_m_f16,
+            score: CpuScore::new(&net.score, opts)?,
+            key_dim,
+            memory_in: net.mask_rgb_encoder.conv1.weight.dims()[1],
+            aspp: CpuAspp::new(&net.aspp, opts)?,
+            decoder: CpuDecoder::mivos(&net.decoder, opts)?,
+        })
+    }
+}
+
+impl MemoryNetwork for CpuQdmn {
+    fn method(&self) -> Method {
+        self.net.method()
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        self.net.key_kind()
+    }
+
+    fn similarity(&self) -> Similarity {
+        self.net.similarity()
+    }
+
+    fn has_quality_head(&self) -> bool {
+        self.net.has_quality_head()
+    }
+
+    fn uses_previous_mask(&self) -> bool {
+        self.net.uses_previous_mask()
+    }
+
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        if frame.dims()[0] != 1 || previous.as_ref().is_some_and(|p| p.dims()[0] != 1) {
+            return self.net.encode_query(frame, previous);
+        }
+        // The gate: the previous mask resized to f16's grid beside f16, `concat_conv`, σ.
+        let gate = |f16: &Nhwc| {
+            previous.map(|p| {
+                let m = bilinear(&to_nhwc(p), f16.h, f16.w);
+                let mut gated = f16.clone();
+                gate_pixels(&mut gated, &self.concat_conv.forward(&Nhwc::concat(f16, &m), Fuse::default()));
+                gated
+            })
+        };
+        encode_frame(&self.rgb_encoder, &self.kv_q_f16, self.key_dim, frame, gate, &self.device)
+    }
+
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        if frame.dims()[0] != 1 {
+            return self.net.encode_memory(frame, query, masks, next);
+        }
+        let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
+        let quality = self.score.forward(&f16);
+        let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
+        MemoryEncoding { key: to_tensor(&key, &self.device), value: to_tensor(&value, &self.device), aux: None, quality: Some(quality) }
+    }
+
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        read_or(&self.net, query, bank, positions, &self.device)
+    }
+
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        if query.v16.dims()[0] != 1 {
+            return MemoryNetwork::decode(&self.net, query, readout);
+        }
+        self.decoder.decode(query, readout, Some(&self.aspp), &self.device)
+    }
+}
+
+/// IMSFR on the CPU path: the ResNet-101 key encoder and `key_comp` (the key is the query's
+/// value), the value encoder run on the frame and on the next one (its gate `mask`), the value
+/// encoding γ and `v_pe`, the three readouts on [`TopKRead`] and their fusion gate, STCN's
+/// decoder.
+pub struct CpuImsfr {
+    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
+    net: Imsfr,
+    device: Device,
+    key_encoder: CpuResNet,
+    key_comp: PackedConv,
+    value_encoder: CpuValueEncoder,
+    /// The value encoder's next-frame gate (`value_encoder.mask`).
+    value_gate: PackedConv,
+    conv_fusion1v: PackedConv,
+    conv_fusion: PackedConv,
+    /// The readouts' fusion gate.
+    mask: PackedConv,
+    decoder: CpuDecoder,
+}
+
+impl CpuImsfr {
+    /// IMSFR packed for the CPU; its outputs come back as tensors on `device`.
+    pub fn new(net: &Imsfr, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
+        let ve = &net.value_encoder;
+        Ok(CpuImsfr {
+            net: net.clone(),
+            device: device.clone(),
+            key_encoder: CpuResNet::new(&net.key_encoder, "key_encoder", opts)?,
+            key_comp: pack(&net.key_comp, None, "key_comp", opts)?,
+            value_encoder: CpuValueEncoder::new(&ve.trunk, &ve.fuser, opts)?,
+            value_gate: pack(&ve.mask, None, "value_encoder.mask", opts)?,
+            conv_fusion1v: pack(&net.conv_fusion1v, None, "conv_fusion1v", opts)?,
+            conv_fusion: pack(&net.conv_fusion, None, "conv_fusion", opts)?,
+            mask: pack(&net.mask, None, "mask", opts)?,
+            decoder: CpuDecoder::new(&net.decoder, opts)?,
+        })
+    }
+
+    /// The three readouts fused, `[K, h, w, C_v]`; `None` where the path does not cover a read.
+    fn readouts(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Option<Nhwc>, MemoryError> {
+        let (Selection::TopK(top), None) = (bank.config().selection, bank.config().chunk) else { return Ok(None) };
+        let newest = bank.frames().checked_sub(1).ok_or(MemoryError::Empty)?;
+        let [_, _, h, w] = query.k16.dims();
+        // The sampled memory by top-k; the first and the newest frames (its `v_pe`) in full.
+        let reads = [(positions, true, ValueSlot::Value, top), (&[0][..], false, ValueSlot::Value, usize::MAX), (&[newest][..], false, ValueSlot::Aux, usize::MAX)];
+        let mut maps = Vec::with_capacity(3);
+        for (at, temporary, slot, top) in reads {
+            let Some((out, objects, cv)) = read_on_cpu(query, bank, at, temporary, slot, top)? else { return Ok(None) };
+            maps.push(Nhwc::from_nchw(&out, objects, cv, h, w));
+        }
+        let z = Nhwc::concat(&Nhwc::concat(&maps[0], &maps[1]), &maps[2]);
+        // The gate sees z plus its spatial means.
+        let (c, hw) = (z.c, h * w);
+        let mut gate_in = z;
+        for row in gate_in.data.chunks_mut(hw * c) {
+            let mut sum = vec![0.0f64; c];
+            row.chunks(c).for_each(|px| sum.iter_mut().zip(px).for_each(|(s, &v)| *s += v as f64));
+            let mean: Vec<f32> = sum.iter().map(|s| (s / hw as f64) as f32).collect();
+            row.chunks_mut(c).for_each(|px| px.iter_mut().zip(&mean).for_each(|(v, m)| *v += m));
+        }
+        let gate = self.mask.forward(&gate_in, Fuse::default());
+        let mut fused = maps[0].clone();
+        fused.add_assign(&maps[1]);
+        fused.add_assign(&maps[2]);
+        fused.data.iter_mut().zip(&gate.data).for_each(|(v, &g)| *v *= 1.0 + sigmoid(g));
+        Ok(Some(fused))
+    }
+}
+
+/// γ(v) on an NHWC map: per pixel `[v, sin(2⁰v), cos(2⁰v), …, sin(2⁵v), cos(2⁵v)]`, each block
+/// `C` channels wide.
+fn value_encoding(v: &Nhwc) -> Nhwc {
+    let c = v.c;
+    let blocks = 1 + 2 * PE_FREQUENCIES;
+    let mut out = Nhwc::zeros(v.n, v.h, v.w, blocks * c);
+    for (px, dst) in v.data.chunks(c).zip(out.data.chunks_mut(blocks * c)) {
+        dst[..c].copy_from_slice(px);
+        for i in 0..PE_FREQUENCIES {
+            let f = (1u32 << i) as f32;
+            let (sin, cos) = dst[(1 + 2 * i) * c..(3 + 2 * i) * c].split_at_mut(c);
+            for ((s, co), &x) in sin.iter_mut().zip(cos).zip(px) {
+                (*s, *co) = (x * f).sin_cos();
+            }
+        }
+    }
+    out
+}
+
+impl MemoryNetwork for CpuImsfr {
+    fn method(&self) -> Method {
+        self.net.method()
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        self.net.key_kind()
+    }
+
+    fn similarity(&self) -> Similarity {
+        self.net.similarity()
+    }
+
+    fn uses_next_frame(&self) -> bool {
+        self.net.uses_next_frame()
+    }
+
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        if frame.dims()[0] != 1 {
+            return self.net.encode_query(frame, previous);
+        }
+        let [f4, f8, f16] = self.key_encoder.forward(&to_nhwc(frame));
+        let d = &self.device;
+        let k16 = to_tensor(&self.key_comp.forward(&f16, Fuse::default()), d);
+        Query { k16: k16.clone(), v16: k16, features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+    }
+
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        if frame.dims()[0] != 1 || query.features.f16.dims()[0] != 1 || next.as_ref().is_some_and(|n| n.dims()[0] != 1) {
+            return self.net.encode_memory(frame, query, masks, next);
+        }
+        // Without a following frame the frame gates itself (as the burn network does).
+        let next = next.unwrap_or_else(|| frame.clone());
+        let ve = &self.value_encoder;
+        let mut value = ve.encode(frame, query, masks.clone());
+        let gate = self.value_gate.forward(&memory_f16(&ve.trunk, ve.in_channels, next, masks), Fuse::default());
+        value.data.iter_mut().zip(&gate.data).for_each(|(v, &g)| *v *= sigmoid(g));
+        // v_pe = conv_fusion(v + conv_fusion1v(γ(v))), the sum fused into conv_fusion1v.
+        let summed = self.conv_fusion1v.forward(&value_encoding(&value), Fuse { residual: Some(&value), ..Fuse::default() });
+        let value_pe = self.conv_fusion.forward(&summed, Fuse::default());
+        let d = &self.device;
+        MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, d), aux: Some(to_tensor(&value_pe, d)), quality: None }
+    }
+
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        match self.readouts(query, bank, positions)? {
+            Some(fused) => Ok(to_tensor(&fused, &self.device)),
             None => self.net.read_memory(query, bank, positions),
         }
     }
@@ -591,9 +1139,170 @@ impl MemoryNetwork for CpuStcn {
         if query.v16.dims()[0] != 1 {
             return MemoryNetwork::decode(&self.net, query, readout);
         }
-        let r = to_nhwc(readout);
-        let x = Nhwc::concat(&r, &to_nhwc(query.v16.clone()).repeat(r.n));
-        let logits = self.decoder.forward(&x, &to_nhwc(query.features.f8.clone()), &to_nhwc(query.features.f4.clone()));
-        to_tensor(&logits, &self.device)
+        self.decoder.decode(query, readout, None, &self.device)
+    }
+}
+
+/// GSFM's [`SpectralFilter`] on NHWC maps: the spectrum ([`dft2`]), the band kept by GSFM's
+/// Gaussian, the two 1×1 convolutions on `[Re, Im]`, the inverse, added to the input.
+struct CpuSpectral {
+    conv1: PackedConv,
+    conv2: PackedConv,
+    band: Band,
+}
+
+impl CpuSpectral {
+    fn new(f: &SpectralFilter, band: Band, name: &str, opts: CpuOptions) -> Result<Self, CpuError> {
+        Ok(CpuSpectral { conv1: pack(&f.conv1, None, &format!("{name}.conv1"), opts)?, conv2: pack(&f.conv2, None, &format!("{name}.conv2"), opts)?, band })
+    }
+
+    fn forward(&self, x: &Nhwc) -> Nhwc {
+        // A feature map of a frame is never empty; an empty one passes through unchanged.
+        if x.h == 0 || x.w == 0 {
+            return x.clone();
+        }
+        let c = x.c;
+        let (mut re, mut im) = dft2(x);
+        let g = gaussian_values(x.h, x.w, GSFM_SIGMA);
+        let keep: Vec<f32> = match self.band {
+            Band::Low => g.iter().map(|v| 1.0 - v).collect(),
+            Band::High => g,
+        };
+        for part in [&mut re, &mut im] {
+            for (px, &k) in part.data.chunks_mut(c).zip(keep.iter().cycle()) {
+                px.iter_mut().for_each(|v| *v *= k);
+            }
+        }
+        let z = self.conv1.forward(&Nhwc::concat(&re, &im), Fuse { relu: true, ..Fuse::default() });
+        let (re, im) = self.conv2.forward(&z, Fuse::default()).split_channels(c);
+        let mut y = idft2_real(&re, &im);
+        y.add_assign(x);
+        y
+    }
+}
+
+/// [`GsfmDecoder`]: STCN's trunk, then the mask branch fed by the boundary branch and its
+/// high-frequency module. Inference keeps the mask logits only, so the boundary prediction
+/// (`predict_boundary_1/2`) is not computed.
+struct CpuGsfmDecoder {
+    trunk: CpuDecoder,
+    boundary_1: PackedConv,
+    mask_1: PackedConv,
+    boundary_2: PackedConv,
+    boundary_3: PackedConv,
+    fusion_1: PackedConv,
+    fusion_2: PackedConv,
+    predict_mask: PackedConv,
+    hfm: CpuSpectral,
+}
+
+impl CpuGsfmDecoder {
+    fn new(d: &GsfmDecoder, opts: CpuOptions) -> Result<Self, CpuError> {
+        let p = |c: &Conv2d, name: &str| pack(c, None, &format!("decoder.{name}"), opts);
+        Ok(CpuGsfmDecoder {
+            trunk: CpuDecoder::stcn(&d.compress, &d.up_16_8, &d.up_8_4, &d.pred, opts)?,
+            boundary_1: p(&d.boundary_1, "boundary_1")?,
+            mask_1: p(&d.mask_1, "mask_1")?,
+            boundary_2: p(&d.boundary_2, "boundary_2")?,
+            boundary_3: p(&d.boundary_3, "boundary_3")?,
+            fusion_1: p(&d.fusion_1, "fusion_1")?,
+            fusion_2: p(&d.fusion_2, "fusion_2")?,
+            predict_mask: p(&d.predict_mask, "predict_mask")?,
+            hfm: CpuSpectral::new(&d.hfm, Band::High, "decoder.hfm", opts)?,
+        })
+    }
+
+    /// Mask logits `[K, 16h, 16w, 1]`.
+    fn forward(&self, x: &Nhwc, f8: &Nhwc, f4: &Nhwc) -> Nhwc {
+        let (plain, relu) = (Fuse::default(), Fuse { relu: true, ..Fuse::default() });
+        let x = self.trunk.features(x, f8, f4);
+        let hfm = self.hfm.forward(&self.boundary_1.forward(&x, plain));
+        let m = self.mask_1.forward(&x, plain);
+        // b = hfm + relu(fusion_1(m)); m = m + relu(fusion_2(relu(boundary_3(boundary_2(b))))).
+        let mut b = self.fusion_1.forward(&m, relu);
+        b.add_assign(&hfm);
+        let b = self.boundary_3.forward(&self.boundary_2.forward(&b, plain), relu);
+        let mut m2 = self.fusion_2.forward(&b, relu);
+        m2.add_assign(&m);
+        self.trunk.logits(&self.predict_mask.forward(&m2, plain))
+    }
+}
+
+/// GSFM on the CPU path: STCN's ([`CpuStcn`]) with the low-frequency module on the key encoder's
+/// `f16` (before the key projection, the compression and the value encoder's fuser) and the
+/// decoder's boundary branch with its high-frequency module.
+pub struct CpuGsfm {
+    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
+    net: Gsfm,
+    device: Device,
+    key_encoder: CpuResNet,
+    lfm: CpuSpectral,
+    /// `key_proj` and `key_comp` as one convolution; the first `key_dim` channels are the key.
+    key_heads: PackedConv,
+    key_dim: usize,
+    value_encoder: CpuValueEncoder,
+    decoder: CpuGsfmDecoder,
+}
+
+impl CpuGsfm {
+    /// GSFM packed for the CPU; its outputs come back as tensors on `device`.
+    pub fn new(net: &Gsfm, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
+        let (key_heads, key_dim) = pack_pair(&net.key_proj.key_proj, &net.key_comp, "key_proj/key_comp", opts)?;
+        Ok(CpuGsfm {
+            net: net.clone(),
+            device: device.clone(),
+            key_encoder: CpuResNet::new(&net.key_encoder, "key_encoder", opts)?,
+            lfm: CpuSpectral::new(&net.lfm, Band::Low, "lfm", opts)?,
+            key_heads,
+            key_dim,
+            value_encoder: CpuValueEncoder::new(&net.value_encoder.trunk, &net.value_encoder.fuser, opts)?,
+            decoder: CpuGsfmDecoder::new(&net.decoder, opts)?,
+        })
+    }
+}
+
+impl MemoryNetwork for CpuGsfm {
+    fn method(&self) -> Method {
+        self.net.method()
+    }
+
+    fn key_kind(&self) -> KeyKind {
+        self.net.key_kind()
+    }
+
+    fn similarity(&self) -> Similarity {
+        self.net.similarity()
+    }
+
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        if frame.dims()[0] != 1 {
+            return self.net.encode_query(frame, previous);
+        }
+        let [f4, f8, f16] = self.key_encoder.forward(&to_nhwc(frame));
+        // The query's f16 is the LFM's output: the heads, the fuser and the decoder see it.
+        let f16 = self.lfm.forward(&f16);
+        let (k16, v16) = self.key_heads.forward(&f16, Fuse::default()).split_channels(self.key_dim);
+        let d = &self.device;
+        Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+    }
+
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        if frame.dims()[0] != 1 || query.features.f16.dims()[0] != 1 {
+            return self.net.encode_memory(frame, query, masks, next);
+        }
+        let value = self.value_encoder.encode(frame, query, masks);
+        MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
+    }
+
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        read_or(&self.net, query, bank, positions, &self.device)
+    }
+
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        if query.v16.dims()[0] != 1 {
+            return MemoryNetwork::decode(&self.net, query, readout);
+        }
+        let (x, f8, f4) = decoder_inputs(query, readout);
+        to_tensor(&self.decoder.forward(&x, &f8, &f4), &self.device)
     }
 }

@@ -11,11 +11,10 @@
 //! real(ifft2(A + iB)) = (C_h A C_w − S_h A S_w − S_h B C_w − C_h B S_w) / (h·w)
 //! ```
 //!
-//! The matrices are computed once per size in float64 (angles reduced modulo `n` first) and
-//! cached.
+//! The matrices are [`memvos_cpu::dft_basis`]'s (computed once per size in float64, angles
+//! reduced modulo `n` first), which the CPU path's NHWC transforms use too.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -34,32 +33,6 @@ pub struct EmptyMap {
     pub h: usize,
     /// Columns.
     pub w: usize,
-}
-
-type Basis = Arc<(Vec<f32>, Vec<f32>)>;
-
-/// `(C_n, S_n)` row-major, cached per `n`.
-fn basis(n: usize) -> Basis {
-    static CACHE: OnceLock<Mutex<HashMap<usize, Basis>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = match cache.lock() {
-        Ok(m) => m,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    map.entry(n)
-        .or_insert_with(|| {
-            let mut c = Vec::with_capacity(n * n);
-            let mut s = Vec::with_capacity(n * n);
-            for k in 0..n {
-                for j in 0..n {
-                    let a = 2.0 * std::f64::consts::PI * ((k * j) % n) as f64 / n as f64;
-                    c.push(a.cos() as f32);
-                    s.push(a.sin() as f32);
-                }
-            }
-            Arc::new((c, s))
-        })
-        .clone()
 }
 
 /// Constant tensors made once per key and device and kept there, so a GPU device gets them
@@ -85,7 +58,7 @@ fn on_device(key: (u8, usize, usize), device: &Device, make: impl FnOnce() -> Ve
 /// `(C_n, S_n)` as `[1, 1, n, n]` tensors on `device`.
 fn matrices(n: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
     let t = on_device((0, n, 0), device, || {
-        let b = basis(n);
+        let b = memvos_cpu::dft_basis(n);
         vec![upload(TensorData::new(b.0.clone(), [1, 1, n, n]), device), upload(TensorData::new(b.1.clone(), [1, 1, n, n]), device)]
     });
     (t[0].clone(), t[1].clone())
@@ -126,21 +99,23 @@ pub fn idft2_real(re: Tensor<4>, im: Tensor<4>) -> Result<Tensor<4>, EmptyMap> {
 /// GSFM's Gaussian `G(u, v) = exp(−((u − ⌊h/2⌋)² + (v − ⌊w/2⌋)²) / (2σ²))` on the unshifted
 /// frequency grid (its peak is the highest frequency), `[1, 1, h, w]`.
 pub fn gaussian(h: usize, w: usize, sigma: f64, device: &Device) -> Tensor<4> {
-    let make = || {
-        let (ch, cw) = ((h / 2) as f64, (w / 2) as f64);
-        let v: Vec<f32> = (0..h * w)
-            .map(|i| {
-                let (u, v) = ((i / w) as f64, (i % w) as f64);
-                (-((u - ch).powi(2) + (v - cw).powi(2)) / (2.0 * sigma * sigma)).exp() as f32
-            })
-            .collect();
-        vec![upload(TensorData::new(v, [1, 1, h, w]), device)]
-    };
+    let make = || vec![upload(TensorData::new(gaussian_values(h, w, sigma), [1, 1, h, w]), device)];
     if sigma == GSFM_SIGMA {
         on_device((1, h, w), device, make).remove(0)
     } else {
         make().remove(0)
     }
+}
+
+/// [`gaussian`]'s values, row-major `h × w`.
+pub fn gaussian_values(h: usize, w: usize, sigma: f64) -> Vec<f32> {
+    let (ch, cw) = ((h / 2) as f64, (w / 2) as f64);
+    (0..h * w)
+        .map(|i| {
+            let (u, v) = ((i / w) as f64, (i % w) as f64);
+            (-((u - ch).powi(2) + (v - cw).powi(2)) / (2.0 * sigma * sigma)).exp() as f32
+        })
+        .collect()
 }
 
 /// Which band a [`SpectralFilter`] keeps.

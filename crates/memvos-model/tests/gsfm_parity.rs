@@ -18,6 +18,7 @@ use burn::tensor::{Device, Tensor};
 use common::{assert_close, assert_close_values, check_core, check_formula, fixture, formula_network, values};
 use memvos_memory::{MemoryBank, ReadConfig, Selection, Similarity};
 use memvos_model::aggregate::aggregate;
+use memvos_model::cpu::{ConvAlgo, CpuGsfm, CpuOptions};
 use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig};
 
 #[test]
@@ -79,6 +80,61 @@ fn gsfm_matches_the_reference_on_every_golden_tensor() {
     assert_close(&g, "f2.decoder_logits", dec2.mask.clone(), None);
     assert_close(&g, "f2.boundary_logits", dec2.boundary, None);
     assert_close(&g, "f2.prob", aggregate(sigmoid(dec2.mask)), None);
+}
+
+/// memvos's CPU kernels with each convolution algorithm (the LFM and HFM by memvos-cpu's NHWC
+/// DFT), through the network's four calls: every tensor the calls give within
+/// the fixture's tolerance, as on burn's ops.
+#[test]
+fn gsfm_cpu_path_matches_the_reference_on_every_golden_tensor() {
+    let d = Device::flex();
+    let (any, g) = formula_network("gsfm-parity", Method::Gsfm);
+    let AnyNetwork::Gsfm(net) = &any else { unreachable!() };
+    let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
+    let close = |name: &str, t| assert_close(&g, name, t, None);
+    for conv in [ConvAlgo::Gemm, ConvAlgo::F2, ConvAlgo::F4] {
+        eprintln!("CPU path, {conv:?}:");
+        let cpu = CpuGsfm::new(net, &d, CpuOptions::from(conv)).unwrap();
+        let q0 = cpu.encode_query(input(0), None);
+        close("f0.key.f16_lfm", q0.features.f16.clone());
+        close("f0.key.key", q0.k16.clone());
+        let prob0 = aggregate(g.tensor4("input.first_masks", &d));
+        let m0 = cpu.encode_memory(input(0), &q0, prob0.narrow(0, 1, 2), None);
+        close("f0.mem.value", m0.value.clone());
+
+        let q1 = cpu.encode_query(input(1), None);
+        close("f1.key.f8", q1.features.f8.clone());
+        close("f1.key.f4", q1.features.f4.clone());
+        close("f1.key.f16_lfm", q1.features.f16.clone());
+        close("f1.key.key", q1.k16.clone());
+        close("f1.key.f16_thin", q1.v16.clone());
+        let mut bank = MemoryBank::new(ReadConfig { similarity: Similarity::L2, selection: Selection::TopK(50), chunk: None });
+        bank.push(0, None, m0.key, m0.value).unwrap();
+        let r1 = cpu.read_memory(&q1, &bank, &[0]).unwrap();
+        close("f1.readout", r1.clone());
+        let logits1 = cpu.decode(&q1, r1);
+        close("f1.decoder_logits", logits1.clone());
+        let prob1 = aggregate(sigmoid(logits1));
+        close("f1.prob", prob1.clone());
+
+        let m1 = cpu.encode_memory(input(1), &q1, prob1.narrow(0, 1, 2), None);
+        close("f1.mem.value", m1.value.clone());
+        bank.set_temporary(1, m1.key, m1.value).unwrap();
+        let q2 = cpu.encode_query(input(2), None);
+        let r2 = cpu.read_memory(&q2, &bank, &[0]).unwrap();
+        close("f2.readout", r2.clone());
+        let logits2 = cpu.decode(&q2, r2);
+        close("f2.decoder_logits", logits2.clone());
+        close("f2.prob", aggregate(sigmoid(logits2)));
+    }
+}
+
+/// The inference core on memvos's CPU kernels (what `segment` runs by default).
+#[test]
+fn the_inference_core_on_cpu_kernels_reproduces_the_reference_label_maps() {
+    let mut cfg = PropagatorConfig::for_method(Method::Gsfm, Benchmark::Davis2017);
+    cfg.policy.include_last = true;
+    common::check_core_on_cpu_kernels("gsfm-parity", Method::Gsfm, cfg);
 }
 
 #[test]

@@ -34,6 +34,7 @@ use common::{assert_close, assert_close_values, check_formula, count_outside, fi
 use memvos_memory::{MemoryBank, ReadConfig, ReadSpec, Selection, Similarity, ValueSlot};
 use memvos_model::aggregate::aggregate;
 use memvos_model::imsfr::value_encoding;
+use memvos_model::cpu::{ConvAlgo, CpuImsfr, CpuOptions};
 use memvos_model::{AnyNetwork, Benchmark, MemoryNetwork, Method, PropagatorConfig};
 use serde_json::Value;
 
@@ -91,7 +92,7 @@ fn imsfr_matches_the_reference_on_every_golden_tensor() {
     assert_close(&g, "f1.fusion_gate_logits", r1.gate_logits, None);
     let logits1 = net.decode(&q1, r1.fused);
     assert_close(&g, "f1.decoder_logits", logits1.clone(), None);
-    assert_probabilities(&g, "f1.prob", aggregate(sigmoid(logits1)), "f1.prob");
+    assert_probabilities(&g, "f1.prob", aggregate(sigmoid(logits1)), "f1.prob", 0.0);
 
     // Frame 1's memory, encoded (with frame 2 as its next frame) from the reference's own
     // frame-1 probabilities, so the comparison below sees the reference's inputs. The noise the
@@ -115,10 +116,78 @@ fn imsfr_matches_the_reference_on_every_golden_tensor() {
     assert_close(&g, "f2.fusion_gate_logits", r2.gate_logits, like("f2.fusion_gate_logits", "f1.fusion_gate_logits"));
     let logits2 = net.decode(&q2, r2.fused);
     assert_close(&g, "f2.decoder_logits", logits2.clone(), like("f2.decoder_logits", "f1.decoder_logits"));
-    assert_probabilities(&g, "f2.prob", aggregate(sigmoid(logits2)), "f1.prob");
+    assert_probabilities(&g, "f2.prob", aggregate(sigmoid(logits2)), "f1.prob", 0.0);
     // The adjacent read is the aux value of the newest entry.
     let adj = bank.read_with(q2.k16.clone(), ReadSpec { positions: Some(&[1]), temporary: false, selection: Selection::Full, slot: ValueSlot::Aux }).unwrap();
     assert_close(&g, "f2.readout.prev", adj, like("f2.readout.prev", "f1.readout.prev"));
+}
+
+/// memvos's CPU kernels with each convolution algorithm, step by step as above through the
+/// network's four calls: every tensor within the fixture's tolerance as above (frame 1's memory
+/// and frame 2's logits held to the noise of the same computation a frame earlier), probabilities
+/// within the reference's own noise, and the fused readout equal to the burn network's on the same
+/// query and memory (the three reads and the gate on [`memvos_cpu`]'s top-k read).
+#[test]
+fn imsfr_cpu_path_matches_the_reference_on_every_golden_tensor() {
+    let d = Device::flex();
+    let (any, g) = formula_network("imsfr-parity", Method::Imsfr);
+    let AnyNetwork::Imsfr(net) = &any else { unreachable!() };
+    let input = |t: usize| g.tensor4("input.frames", &d).narrow(0, t, 1);
+    let tol = |name: &str| Some(g.tol(name));
+    let like = |name: &str, earlier: &str| Some(g.tol_like(name, earlier));
+    let prob0 = aggregate(g.tensor4("input.first_masks", &d));
+    let prob1 = g.tensor4("f1.prob", &d);
+    for conv in [ConvAlgo::Gemm, ConvAlgo::F2, ConvAlgo::F4] {
+        eprintln!("CPU path, {conv:?}:");
+        let cpu = CpuImsfr::new(net, &d, CpuOptions::from(conv)).unwrap();
+        let q0 = cpu.encode_query(input(0), None);
+        assert_close(&g, "f0.key.f16", q0.features.f16.clone(), tol("f0.key.f16"));
+        assert_close(&g, "f0.key.key", q0.k16.clone(), tol("f0.key.key"));
+        let m0 = cpu.encode_memory(input(0), &q0, prob0.clone().narrow(0, 1, 2), Some(input(1)));
+        assert_close(&g, "f0.mem.value", m0.value.clone(), tol("f0.mem.value"));
+        let aux0 = m0.aux.expect("IMSFR keeps v_pe");
+        assert_close(&g, "f0.mem.value_pe", aux0.clone(), tol("f0.mem.value_pe"));
+
+        let mut bank = MemoryBank::new(ReadConfig { similarity: Similarity::L2, selection: Selection::TopK(4), chunk: None });
+        bank.push_with_aux(0, None, q0.k16.clone(), m0.value, Some(aux0)).unwrap();
+        let q1 = cpu.encode_query(input(1), None);
+        for (name, t) in [("f1.key.f16", &q1.features.f16), ("f1.key.f8", &q1.features.f8), ("f1.key.f4", &q1.features.f4), ("f1.key.key", &q1.k16)] {
+            assert_close(&g, name, t.clone(), tol(name));
+        }
+        let r1 = cpu.read_memory(&q1, &bank, &[0]).unwrap();
+        same_readout(&r1, net.readouts(&q1, &bank, &[0]).unwrap().fused);
+        let logits1 = cpu.decode(&q1, r1);
+        assert_close(&g, "f1.decoder_logits", logits1.clone(), tol("f1.decoder_logits"));
+        assert_probabilities(&g, "f1.prob", aggregate(sigmoid(logits1)), "f1.prob", CPU_OUTLIERS);
+
+        let m1 = cpu.encode_memory(input(1), &q1, prob1.clone().narrow(0, 1, 2), Some(input(2)));
+        assert_close(&g, "f1.mem.value", m1.value.clone(), like("f1.mem.value", "f0.mem.value"));
+        let aux1 = m1.aux.expect("IMSFR keeps v_pe");
+        assert_close(&g, "f1.mem.value_pe", aux1.clone(), like("f1.mem.value_pe", "f0.mem.value_pe"));
+        bank.push_with_aux(1, None, q1.k16.clone(), m1.value, Some(aux1)).unwrap();
+
+        let q2 = cpu.encode_query(input(2), None);
+        let r2 = cpu.read_memory(&q2, &bank, &[0, 1]).unwrap();
+        same_readout(&r2, net.readouts(&q2, &bank, &[0, 1]).unwrap().fused);
+        let logits2 = cpu.decode(&q2, r2);
+        assert_close(&g, "f2.decoder_logits", logits2.clone(), like("f2.decoder_logits", "f1.decoder_logits"));
+        assert_probabilities(&g, "f2.prob", aggregate(sigmoid(logits2)), "f1.prob", CPU_OUTLIERS);
+    }
+}
+
+/// Probabilities off by more than 1e-3 the CPU path may have, as a fraction of all: its sums
+/// round in another order than burn's, which the saturated sigmoids and the clamp amplify at
+/// isolated pixels as between the reference's own runs (18 such elements in frame 1). Measured
+/// in frames 1 and 2 of 46,080 elements: 10 and 26 (im2col), 16 and 36 (F(2×2)), 38 and 48
+/// (F(4×4)), at most 0.10 %; the bound is 0.2 %.
+const CPU_OUTLIERS: f64 = 0.002;
+
+/// The CPU path's fused readout against the burn network's on the same inputs: within 1e-5 of
+/// the largest magnitude (the same reads, summed in another order).
+fn same_readout(cpu: &burn::tensor::Tensor<4>, burn: burn::tensor::Tensor<4>) {
+    let (a, b) = (values(cpu.clone()), values(burn));
+    let scale = b.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
+    assert_eq!(count_outside("fused readout vs burn's", &a, &b, common::Tol { atol: 1e-5 * scale, rtol: 0.0 }), 0);
 }
 
 /// The reference's own noise on `name` between its two runs: (largest difference, count of
@@ -139,32 +208,47 @@ fn allowance(reference_count: usize) -> usize {
 
 /// Probabilities held to what the reference's own two runs differ by on `like` (the same
 /// computation, with the same inputs): every element within its largest difference, and no
-/// more elements off by more than 1e-3 than [`allowance`] of its count.
-fn assert_probabilities(g: &common::Golden, name: &str, ours: burn::tensor::Tensor<4>, like: &str) {
+/// more elements off by more than 1e-3 than [`allowance`] of its count, or than `fraction` of
+/// all elements where that is more.
+fn assert_probabilities(g: &common::Golden, name: &str, ours: burn::tensor::Tensor<4>, like: &str, fraction: f64) {
     let (max_abs, count) = reference_noise(like);
     let got = values(ours);
     let (_, want) = g.f32(name);
     assert_eq!(count_outside(name, &got, &want, common::Tol { atol: max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond the reference's own noise {max_abs}");
     let outliers = count_outside(&format!("{name}, > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
-    assert!(outliers <= allowance(count), "{name}: {outliers} elements off by more than 1e-3 (the reference's own runs: {count})");
+    let bound = (allowance(count) as f64).max(fraction * got.len() as f64);
+    assert!(outliers as f64 <= bound, "{name}: {outliers} elements off by more than 1e-3 (the reference's own runs: {count})");
 }
 
 #[test]
 fn the_inference_core_reproduces_the_reference_label_maps() {
-    check_core_on(&Device::flex(), 1.0, None, true, 3);
+    check_core_with(&|cfg| run_core_on("imsfr-parity", Method::Imsfr, cfg, &Device::flex()), 1.0, None, true, 3);
 }
 
-/// The inference core on `d` against the reference: every probability within the reference's
+/// The same on memvos's CPU kernels (what `segment` runs by default), the bounds widened: their
+/// sums round in another order, which the saturated sigmoids and the clamp amplify at isolated
+/// pixels as between the reference's own runs, and frame 2 reads frame 1's prediction as memory,
+/// so the difference compounds there. Twice the reference's largest difference (measured: 0.050
+/// in frame 1 and 0.167 in frame 2, each the reference's own largest), and up to 10 % of the
+/// elements off by more than 1e-3 (measured: 38 = 0.08 % in frame 1 against the reference's own
+/// 18; 3,414 = 7.4 % in frame 2 against its own 2,498 = 5.4 %). Labels: 6 differ outside near
+/// ties, the reference's own runs 8.
+#[test]
+fn the_inference_core_on_cpu_kernels_reproduces_the_reference_label_maps() {
+    check_core_with(&|cfg| common::run_core_with("imsfr-parity", Method::Imsfr, cfg, &Device::flex(), common::on_cpu_kernels), 2.0, Some(0.1), true, 3);
+}
+
+/// The inference core (run by `run`) against the reference: every probability within the reference's
 /// own noise, outliers and label flips outside near ties no more than between its own runs, and
 /// seeded sampling giving the same masks twice (when `again`). `slack` widens the reference's
-/// own bounds (1 on the CPU); `outliers` replaces the bound on elements off by more than 1e-3
-/// with a fraction of all elements; only the first `frames` frames are compared.
-fn check_core_on(d: &Device, slack: f64, outliers: Option<f64>, again: bool, frames: usize) {
+/// own bounds (1 on burn's CPU ops); `outliers` raises the bound on elements off by more than
+/// 1e-3 to at least that fraction of all elements; only the first `frames` frames are compared.
+fn check_core_with(run: &dyn Fn(PropagatorConfig) -> (common::Golden, Vec<memvos_model::Segmented>), slack: f64, outliers: Option<f64>, again: bool, frames: usize) {
     let mut cfg = PropagatorConfig::for_method(Method::Imsfr, Benchmark::Davis2017);
     assert_eq!((cfg.top_k, cfg.policy.every), (Some(4), 6));
     cfg.policy.every = 1; // the fixture's mem_every
     cfg.policy.seed = 7;
-    let (g, outs) = run_core_on("imsfr-parity", Method::Imsfr, cfg.clone(), d);
+    let (g, outs) = run(cfg.clone());
     let mut flipped = 0;
     for (t, out) in outs.iter().enumerate().take(frames) {
         let name = format!("f{t}.prob");
@@ -173,7 +257,7 @@ fn check_core_on(d: &Device, slack: f64, outliers: Option<f64>, again: bool, fra
         let (max_abs, count) = reference_noise(&name);
         assert_eq!(count_outside(&format!("{name} (core)"), &got, &want, common::Tol { atol: slack * max_abs + 1e-6, rtol: 0.0 }), 0, "{name}: beyond {slack} × the reference's own noise {max_abs}");
         let off = count_outside(&format!("{name} (core), > 1e-3"), &got, &want, common::Tol { atol: 1e-3, rtol: 0.0 });
-        let bound = outliers.map(|f| f * got.len() as f64).unwrap_or(allowance(count) as f64);
+        let bound = (allowance(count) as f64).max(outliers.map_or(0.0, |f| f * got.len() as f64));
         assert!(off as f64 <= bound, "{name}: {off} elements off by more than 1e-3 (the reference's own runs: {count})");
         flipped += label_differences(&g, t, &out.labels, 1e-4).2;
     }
@@ -183,7 +267,7 @@ fn check_core_on(d: &Device, slack: f64, outliers: Option<f64>, again: bool, fra
     assert!(flipped as f64 <= slack * allowed as f64, "{flipped} labels differ outside near ties (the reference's own runs: {allowed})");
     if again {
         // Seeded sampling: the same seed gives the same masks.
-        let (_, again) = run_core_on("imsfr-parity", Method::Imsfr, cfg, d);
+        let (_, again) = run(cfg);
         assert!(outs.iter().zip(&again).all(|(a, b)| a.labels == b.labels));
     }
 }
@@ -201,5 +285,5 @@ fn check_core_on(d: &Device, slack: f64, outliers: Option<f64>, again: bool, fra
 #[test]
 fn the_inference_core_on_wgpu_reproduces_the_reference_label_maps() {
     let Some(d) = common::wgpu_device() else { return };
-    check_core_on(&d, 3.0, Some(0.1), false, 2);
+    check_core_with(&|cfg| run_core_on("imsfr-parity", Method::Imsfr, cfg, &d), 3.0, Some(0.1), false, 2);
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_data::{Frame, LabelMap};
 use memvos_model::weights::formula;
-use memvos_model::{InferenceCore, Method, PropagatorConfig, Segmented, load_network};
+use memvos_model::cpu::{CpuOptions, accelerate};
+use memvos_model::{InferenceCore, Method, PropagatorConfig, Segmented, SharedNetwork, load_network};
 use ndarray::{Array2, Array3};
 use serde_json::Value;
 
@@ -224,13 +225,19 @@ pub fn run_core(name: &str, method: Method, cfg: PropagatorConfig) -> (Golden, V
 
 /// [`run_core`] on device `d`.
 pub fn run_core_on(name: &str, method: Method, cfg: PropagatorConfig, d: &Device) -> (Golden, Vec<Segmented>) {
+    run_core_with(name, method, cfg, d, |any| any.shared())
+}
+
+/// [`run_core_on`] with the loaded network handed to the core as `wrap` makes it (memvos's CPU
+/// kernels around it, say).
+pub fn run_core_with(name: &str, method: Method, cfg: PropagatorConfig, d: &Device, wrap: impl Fn(memvos_model::AnyNetwork) -> SharedNetwork) -> (Golden, Vec<Segmented>) {
     let dir = fixture(name);
     let tmp = tempfile::tempdir().unwrap();
     let pth = tmp.path().join(format!("{}.pth", method.id()));
     formula_checkpoint(&dir, &pth);
     let any = load_network(&pth, Some(method), d).unwrap();
     let g = Golden::load(&dir);
-    let mut core = InferenceCore::new(any.shared(), cfg, None, d).unwrap();
+    let mut core = InferenceCore::new(wrap(any), cfg, None, d).unwrap();
     let first = g.first_labels();
     let mut outs = Vec::new();
     for (t, frame) in g.frames().iter().enumerate() {
@@ -253,7 +260,25 @@ pub fn check_core(name: &str, method: Method, cfg: PropagatorConfig) {
 /// [`check_core`] on device `d`, each probability's tolerance widened to at least `atol`, and
 /// labels allowed to differ where the reference's two largest probabilities are within `2·atol`.
 pub fn check_core_on(name: &str, method: Method, cfg: PropagatorConfig, d: &Device, atol: f64) {
-    let (g, outs) = run_core_on(name, method, cfg, d);
+    check_outputs(run_core_on(name, method, cfg, d), atol);
+}
+
+/// [`check_core`] on memvos's CPU kernels (default options: Winograd F(4×4)), which must cover
+/// `method`: the same tolerances.
+pub fn check_core_on_cpu_kernels(name: &str, method: Method, cfg: PropagatorConfig) {
+    check_outputs(run_core_with(name, method, cfg, &Device::flex(), on_cpu_kernels), 0.0);
+}
+
+/// `any` on memvos's CPU kernels (default options), which must cover its method.
+pub fn on_cpu_kernels(any: memvos_model::AnyNetwork) -> SharedNetwork {
+    let method = any.method();
+    let fast = accelerate(&any, &Device::flex(), CpuOptions::default()).unwrap().unwrap_or_else(|| panic!("memvos's CPU kernels cover {method}"));
+    std::sync::Arc::from(fast)
+}
+
+/// Every probability within the tensor's tolerance (widened to at least `atol`) and every label
+/// equal to the reference's except at near ties.
+fn check_outputs((g, outs): (Golden, Vec<Segmented>), atol: f64) {
     for (t, out) in outs.iter().enumerate() {
         let (_, want) = g.f32(&format!("f{t}.prob"));
         let got: Vec<f32> = out.probs.iter().copied().collect();
