@@ -83,11 +83,23 @@ impl TopKRead<'_> {
             let rows = dst.len() / (objects * cv);
             let mut s = vec![0.0f32; rows * n];
             crate::matmul(rows, n, ck, &mut s, &qt[j0 * ck..(j0 + rows) * ck], keys);
+            if affinity == Affinity::L2 {
+                s.chunks_mut(n).for_each(|row| row.iter_mut().zip(&sq).for_each(|(a, &b)| *a -= b));
+            }
+            if top == n {
+                // Every position kept: the softmax in place, then one product per object.
+                s.chunks_mut(n).for_each(softmax_in_place);
+                let mut part = vec![0.0f32; rows * cv];
+                for o in 0..objects {
+                    crate::matmul(rows, cv, n, &mut part, &s, &vt[o * n * cv..(o + 1) * n * cv]);
+                    for (r, src) in part.chunks(cv).enumerate() {
+                        dst[(r * objects + o) * cv..(r * objects + o + 1) * cv].copy_from_slice(src);
+                    }
+                }
+                return;
+            }
             let mut best: Vec<(f32, usize)> = Vec::with_capacity(top + 1);
             for (r, row) in s.chunks_mut(n).enumerate() {
-                if affinity == Affinity::L2 {
-                    row.iter_mut().zip(&sq).for_each(|(a, &b)| *a -= b);
-                }
                 select_top(row, top, &mut best);
                 let Some(&(max, _)) = best.first() else {
                     continue; // every affinity NaN: a zero readout
@@ -118,6 +130,21 @@ impl TopKRead<'_> {
         });
         result
     }
+}
+
+/// `row` replaced by its softmax; NaNs weigh 0 (all NaN: all 0), as the top-k path skips them.
+fn softmax_in_place(row: &mut [f32]) {
+    if row.iter().all(|v| v.is_nan()) {
+        row.fill(0.0);
+        return;
+    }
+    let max = row.iter().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut total = 0.0f32;
+    for v in row.iter_mut() {
+        *v = if v.is_nan() { 0.0 } else { (*v - max).exp() };
+        total += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= total);
 }
 
 /// The `top` largest values of `row` with their indices into `best`, largest first (ties keep
@@ -186,7 +213,8 @@ mod tests {
 
     #[test]
     fn matches_a_dense_reference() {
-        for (affinity, top, n, objects) in [(Affinity::L2, 5, 70, 2), (Affinity::Dot, 3, 40, 1), (Affinity::L2, 100, 30, 3), (Affinity::Dot, 1, 33, 2)] {
+        // top ≥ N: the full softmax by products.
+        for (affinity, top, n, objects) in [(Affinity::L2, 5, 70, 2), (Affinity::Dot, 3, 40, 1), (Affinity::L2, 100, 30, 3), (Affinity::Dot, 33, 33, 2), (Affinity::Dot, 1, 33, 2)] {
             let (ck, m, cv) = (8, 45, 6);
             let (keys, vals, query) = (values(ck * n, 1), values(objects * cv * n, 2), values(ck * m, 3));
             let r = TopKRead { keys: &keys, values: &vals, query: &query, ck, n, m, objects, cv, top, affinity };
