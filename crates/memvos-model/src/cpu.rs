@@ -34,7 +34,7 @@ use crate::blocks::{Cbam, Decoder, FeatureFusionBlock, MivosDecoder, MivosUpsamp
 use crate::gsfm::{Gsfm, GsfmDecoder};
 use crate::imsfr::{Imsfr, PE_FREQUENCIES};
 use crate::spectral::{Band, GSFM_SIGMA, SpectralFilter, gaussian_values};
-use crate::mivos::Mivos;
+use crate::mivos::{KeyValue, Mivos};
 use crate::qdmn::{Aspp, Qdmn, SCORE_INPUT, Score};
 use crate::network::{KeyKind, MemoryEncoding, MemoryNetwork, Method, Query};
 use crate::stcn::Stcn;
@@ -534,6 +534,44 @@ fn memory_f16(trunk: &CpuResNet, in_channels: usize, frame: Tensor<4>, masks: Te
 // ---------------------------------------------------------------------------------------------
 // Networks.
 
+/// What a CPU network is (method, keys, affinity, the inputs it wants) comes from the burn
+/// network it was built from, `self.net`.
+macro_rules! same_network_as_burn {
+    () => {
+        fn method(&self) -> Method {
+            self.net.method()
+        }
+
+        fn key_kind(&self) -> KeyKind {
+            self.net.key_kind()
+        }
+
+        fn similarity(&self) -> Similarity {
+            self.net.similarity()
+        }
+
+        fn has_quality_head(&self) -> bool {
+            self.net.has_quality_head()
+        }
+
+        fn uses_previous_mask(&self) -> bool {
+            self.net.uses_previous_mask()
+        }
+
+        fn uses_next_frame(&self) -> bool {
+            self.net.uses_next_frame()
+        }
+    };
+    // And its memory read is the bank's own, on the CPU where `read_topk` covers it.
+    (top_k_read) => {
+        same_network_as_burn!();
+
+        fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+            read_or(&self.net, query, bank, positions, &self.device)
+        }
+    };
+}
+
 /// STCN on the CPU path.
 pub struct CpuStcn {
     /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
@@ -674,18 +712,7 @@ fn read_or(net: &dyn MemoryNetwork, query: &Query, bank: &MemoryBank, positions:
 }
 
 impl MemoryNetwork for CpuStcn {
-    // What the network is comes from the burn network it was built from.
-    fn method(&self) -> Method {
-        self.net.method()
-    }
-
-    fn key_kind(&self) -> KeyKind {
-        self.net.key_kind()
-    }
-
-    fn similarity(&self) -> Similarity {
-        self.net.similarity()
-    }
+    same_network_as_burn!(top_k_read);
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
         if frame.dims()[0] != 1 {
@@ -702,10 +729,6 @@ impl MemoryNetwork for CpuStcn {
         MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
     }
 
-    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        read_or(&self.net, query, bank, positions, &self.device)
-    }
-
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
         if query.v16.dims()[0] != 1 {
             return MemoryNetwork::decode(&self.net, query, readout);
@@ -714,13 +737,10 @@ impl MemoryNetwork for CpuStcn {
     }
 }
 
-/// MiVOS on the CPU path: the query's ResNet-50 and its key/value heads (`kv_q_f16`, one
-/// convolution), the memory encoder's ResNet-50 on `[RGB, own mask, others]` and its heads
-/// (`kv_m_f16`), each object's top-k read over its own keys, MiVOS's decoder.
-pub struct CpuMivos {
-    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
-    net: Mivos,
-    device: Device,
+/// What MiVOS and QDMN share on the CPU path: the query's ResNet-50 and its key/value heads
+/// (`kv_q_f16`, one convolution), the memory encoder's ResNet-50 on `[RGB, own mask, others]`
+/// and its heads (`kv_m_f16`), MiVOS's decoder.
+struct CpuMivosCore {
     rgb_encoder: CpuResNet,
     /// `kv_q_f16`'s key and value projections as one convolution; the first `key_dim` channels
     /// are the key.
@@ -733,66 +753,71 @@ pub struct CpuMivos {
     decoder: CpuDecoder,
 }
 
-impl CpuMivos {
-    /// MiVOS packed for the CPU; its outputs come back as tensors on `device`.
-    pub fn new(net: &Mivos, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
-        let (kv_q_f16, key_dim) = pack_pair(&net.kv_q_f16.key_proj, &net.kv_q_f16.val_proj, "kv_q_f16", opts)?;
-        let (kv_m_f16, memory_key_dim) = pack_pair(&net.kv_m_f16.key_proj, &net.kv_m_f16.val_proj, "kv_m_f16", opts)?;
+impl CpuMivosCore {
+    fn new(rgb_encoder: &ResNet, kv_q_f16: &KeyValue, mask_rgb_encoder: &ResNet, kv_m_f16: &KeyValue, decoder: &MivosDecoder, opts: CpuOptions) -> Result<Self, CpuError> {
+        let (q_heads, key_dim) = pack_pair(&kv_q_f16.key_proj, &kv_q_f16.val_proj, "kv_q_f16", opts)?;
+        let (m_heads, memory_key_dim) = pack_pair(&kv_m_f16.key_proj, &kv_m_f16.val_proj, "kv_m_f16", opts)?;
         if memory_key_dim != key_dim {
             return Err(CpuError::Tensor { name: "kv_m_f16.key_proj".into(), reason: format!("{memory_key_dim} key channels, the query's have {key_dim}") });
         }
-        Ok(CpuMivos {
-            net: net.clone(),
-            device: device.clone(),
-            rgb_encoder: CpuResNet::new(&net.rgb_encoder, "rgb_encoder", opts)?,
-            kv_q_f16,
-            mask_rgb_encoder: CpuResNet::new(&net.mask_rgb_encoder, "mask_rgb_encoder", opts)?,
-            kv_m_f16,
+        Ok(CpuMivosCore {
+            rgb_encoder: CpuResNet::new(rgb_encoder, "rgb_encoder", opts)?,
+            kv_q_f16: q_heads,
+            mask_rgb_encoder: CpuResNet::new(mask_rgb_encoder, "mask_rgb_encoder", opts)?,
+            kv_m_f16: m_heads,
             key_dim,
-            memory_in: net.mask_rgb_encoder.conv1.weight.dims()[1],
-            decoder: CpuDecoder::mivos(&net.decoder, opts)?,
+            memory_in: mask_rgb_encoder.conv1.weight.dims()[1],
+            decoder: CpuDecoder::mivos(decoder, opts)?,
         })
+    }
+
+    /// The memory encoder's `f16` for `K` objects, and their keys and values from it.
+    fn encode_memory(&self, frame: Tensor<4>, masks: Tensor<4>, device: &Device) -> (Nhwc, MemoryEncoding) {
+        let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
+        let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
+        (f16, MemoryEncoding { key: to_tensor(&key, device), value: to_tensor(&value, device), aux: None, quality: None })
+    }
+}
+
+/// MiVOS on the CPU path (`CpuMivosCore`), each object's top-k read over its own keys.
+pub struct CpuMivos {
+    /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
+    net: Mivos,
+    device: Device,
+    core: CpuMivosCore,
+}
+
+impl CpuMivos {
+    /// MiVOS packed for the CPU; its outputs come back as tensors on `device`.
+    pub fn new(net: &Mivos, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
+        let core = CpuMivosCore::new(&net.rgb_encoder, &net.kv_q_f16, &net.mask_rgb_encoder, &net.kv_m_f16, &net.decoder, opts)?;
+        Ok(CpuMivos { net: net.clone(), device: device.clone(), core })
     }
 }
 
 impl MemoryNetwork for CpuMivos {
-    fn method(&self) -> Method {
-        self.net.method()
-    }
-
-    fn key_kind(&self) -> KeyKind {
-        self.net.key_kind()
-    }
-
-    fn similarity(&self) -> Similarity {
-        self.net.similarity()
-    }
+    same_network_as_burn!(top_k_read);
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
         if frame.dims()[0] != 1 {
             return self.net.encode_query(frame, previous);
         }
-        encode_frame(&self.rgb_encoder, &self.kv_q_f16, self.key_dim, frame, |_| None, &self.device)
+        let c = &self.core;
+        encode_frame(&c.rgb_encoder, &c.kv_q_f16, c.key_dim, frame, |_| None, &self.device)
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
         if frame.dims()[0] != 1 {
             return self.net.encode_memory(frame, query, masks, next);
         }
-        let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
-        let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
-        MemoryEncoding { key: to_tensor(&key, &self.device), value: to_tensor(&value, &self.device), aux: None, quality: None }
-    }
-
-    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        read_or(&self.net, query, bank, positions, &self.device)
+        self.core.encode_memory(frame, masks, &self.device).1
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
         if query.v16.dims()[0] != 1 {
             return MemoryNetwork::decode(&self.net, query, readout);
         }
-        self.decoder.decode(query, readout, None, &self.device)
+        self.core.decoder.decode(query, readout, None, &self.device)
     }
 }
 
@@ -893,70 +918,35 @@ impl CpuScore {
     }
 }
 
-/// QDMN on the CPU path: MiVOS's ([`CpuMivos`]) plus the previous-mask gate on the query
+/// QDMN on the CPU path: MiVOS's (`CpuMivosCore`) plus the previous-mask gate on the query
 /// features (`concat_conv`), ASPP before the decoder and the quality head on the memory
 /// encoder's features.
 pub struct CpuQdmn {
     /// The burn network (a cheap clone sharing its weights), for what the path does not cover.
     net: Qdmn,
     device: Device,
-    rgb_encoder: CpuResNet,
+    core: CpuMivosCore,
     concat_conv: PackedConv,
-    kv_q_f16: PackedConv,
-    mask_rgb_encoder: CpuResNet,
-    kv_m_f16: PackedConv,
     score: CpuScore,
-    key_dim: usize,
-    memory_in: usize,
     aspp: CpuAspp,
-    decoder: CpuDecoder,
 }
 
 impl CpuQdmn {
     /// QDMN packed for the CPU; its outputs come back as tensors on `device`.
     pub fn new(net: &Qdmn, device: &Device, opts: CpuOptions) -> Result<Self, CpuError> {
-        let (kv_q_f16, key_dim) = pack_pair(&net.kv_q_f16.key_proj, &net.kv_q_f16.val_proj, "kv_q_f16", opts)?;
-        let (kv_m_f16, memory_key_dim) = pack_pair(&net.kv_m_f16.key_proj, &net.kv_m_f16.val_proj, "kv_m_f16", opts)?;
-        if memory_key_dim != key_dim {
-            return Err(CpuError::Tensor { name: "kv_m_f16.key_proj".into(), reason: format!("{memory_key_dim} key channels, the query's have {key_dim}") });
-        }
         Ok(CpuQdmn {
             net: net.clone(),
             device: device.clone(),
-            rgb_encoder: CpuResNet::new(&net.rgb_encoder, "rgb_encoder", opts)?,
+            core: CpuMivosCore::new(&net.rgb_encoder, &net.kv_q_f16, &net.mask_rgb_encoder, &net.kv_m_f16, &net.decoder, opts)?,
             concat_conv: pack(&net.concat_conv, None, "concat_conv", opts)?,
-            kv_q_f16,
-            mask_rgb_encoder: CpuResNet::new(&net.mask_rgb_encoder, "mask_rgb_encoder", opts)?,
-            kv_m_f16,
             score: CpuScore::new(&net.score, opts)?,
-            key_dim,
-            memory_in: net.mask_rgb_encoder.conv1.weight.dims()[1],
             aspp: CpuAspp::new(&net.aspp, opts)?,
-            decoder: CpuDecoder::mivos(&net.decoder, opts)?,
         })
     }
 }
 
 impl MemoryNetwork for CpuQdmn {
-    fn method(&self) -> Method {
-        self.net.method()
-    }
-
-    fn key_kind(&self) -> KeyKind {
-        self.net.key_kind()
-    }
-
-    fn similarity(&self) -> Similarity {
-        self.net.similarity()
-    }
-
-    fn has_quality_head(&self) -> bool {
-        self.net.has_quality_head()
-    }
-
-    fn uses_previous_mask(&self) -> bool {
-        self.net.uses_previous_mask()
-    }
+    same_network_as_burn!(top_k_read);
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
         if frame.dims()[0] != 1 || previous.as_ref().is_some_and(|p| p.dims()[0] != 1) {
@@ -971,28 +961,23 @@ impl MemoryNetwork for CpuQdmn {
                 gated
             })
         };
-        encode_frame(&self.rgb_encoder, &self.kv_q_f16, self.key_dim, frame, gate, &self.device)
+        let c = &self.core;
+        encode_frame(&c.rgb_encoder, &c.kv_q_f16, c.key_dim, frame, gate, &self.device)
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
         if frame.dims()[0] != 1 {
             return self.net.encode_memory(frame, query, masks, next);
         }
-        let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
-        let quality = self.score.forward(&f16);
-        let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
-        MemoryEncoding { key: to_tensor(&key, &self.device), value: to_tensor(&value, &self.device), aux: None, quality: Some(quality) }
-    }
-
-    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        read_or(&self.net, query, bank, positions, &self.device)
+        let (f16, encoding) = self.core.encode_memory(frame, masks, &self.device);
+        MemoryEncoding { quality: Some(self.score.forward(&f16)), ..encoding }
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
         if query.v16.dims()[0] != 1 {
             return MemoryNetwork::decode(&self.net, query, readout);
         }
-        self.decoder.decode(query, readout, Some(&self.aspp), &self.device)
+        self.core.decoder.decode(query, readout, Some(&self.aspp), &self.device)
     }
 }
 
@@ -1085,21 +1070,7 @@ fn value_encoding(v: &Nhwc) -> Nhwc {
 }
 
 impl MemoryNetwork for CpuImsfr {
-    fn method(&self) -> Method {
-        self.net.method()
-    }
-
-    fn key_kind(&self) -> KeyKind {
-        self.net.key_kind()
-    }
-
-    fn similarity(&self) -> Similarity {
-        self.net.similarity()
-    }
-
-    fn uses_next_frame(&self) -> bool {
-        self.net.uses_next_frame()
-    }
+    same_network_as_burn!();
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
         if frame.dims()[0] != 1 {
@@ -1262,17 +1233,7 @@ impl CpuGsfm {
 }
 
 impl MemoryNetwork for CpuGsfm {
-    fn method(&self) -> Method {
-        self.net.method()
-    }
-
-    fn key_kind(&self) -> KeyKind {
-        self.net.key_kind()
-    }
-
-    fn similarity(&self) -> Similarity {
-        self.net.similarity()
-    }
+    same_network_as_burn!(top_k_read);
 
     fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
         if frame.dims()[0] != 1 {
@@ -1292,10 +1253,6 @@ impl MemoryNetwork for CpuGsfm {
         }
         let value = self.value_encoder.encode(frame, query, masks);
         MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
-    }
-
-    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
-        read_or(&self.net, query, bank, positions, &self.device)
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
