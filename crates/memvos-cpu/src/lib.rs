@@ -37,7 +37,7 @@ pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN
 pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
 pub use precision::{Precision, bf16_hardware, from_bf16, to_bf16};
-pub use resize::{bilinear, max_pool_3x3_s2};
+pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};
 pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.

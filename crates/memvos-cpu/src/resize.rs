@@ -5,8 +5,9 @@ use rayon::prelude::*;
 
 use crate::Nhwc;
 
-/// For each output index: the two source indices and the weight of the second.
-fn taps(inp: usize, out: usize) -> Vec<(usize, usize, f32)> {
+/// Bilinear taps (`align_corners = False`) of a resize from `inp` to `out` positions along one
+/// axis (`inp ≥ 1`): for each output index, the two source indices and the weight of the second.
+pub fn bilinear_taps(inp: usize, out: usize) -> Vec<(usize, usize, f32)> {
     let scale = inp as f64 / out as f64;
     (0..out)
         .map(|d| {
@@ -26,7 +27,7 @@ pub fn bilinear(x: &Nhwc, h: usize, w: usize) -> Nhwc {
     if x.h == 0 || x.w == 0 || out.data.is_empty() {
         return out;
     }
-    let (ty, tx) = (taps(x.h, h), taps(x.w, w));
+    let (ty, tx) = (bilinear_taps(x.h, h), bilinear_taps(x.w, w));
     out.data.par_chunks_mut(w * c).enumerate().for_each(|(row, dst)| {
         let (b, oy) = (row / h, row % h);
         let (y0, y1, ly) = ty[oy];

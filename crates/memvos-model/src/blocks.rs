@@ -43,14 +43,11 @@ pub fn resize_bilinear_by_products(x: Tensor<4>, h: usize, w: usize) -> Tensor<4
 /// `[1, 1, out, input]`: the bilinear weights (align_corners = False) of each output position.
 fn interpolation_matrix(input: usize, out: usize, device: &Device) -> Tensor<4> {
     let mut m = vec![0f32; out * input];
-    let scale = input as f64 / out.max(1) as f64;
-    for o in 0..out {
-        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
-        let i0 = (src.floor() as usize).min(input.saturating_sub(1));
-        let i1 = (i0 + 1).min(input.saturating_sub(1));
-        let l = (src - i0 as f64) as f32;
-        m[o * input + i0] += 1.0 - l;
-        m[o * input + i1] += l;
+    if input > 0 {
+        for (o, (i0, i1, l)) in memvos_cpu::bilinear_taps(input, out).into_iter().enumerate() {
+            m[o * input + i0] += 1.0 - l;
+            m[o * input + i1] += l;
+        }
     }
     memvos_memory::transfers::upload(burn::tensor::TensorData::new(m, [1, 1, out, input]), device)
 }
