@@ -1,23 +1,29 @@
-//! Two-dimensional discrete Fourier transforms of NHWC maps of any size, as matrix products with
-//! cosine and sine matrices (GSFM's spectral modules; burn's own FFT takes powers of two only).
-//! For each channel's `h × w` map `x`, with `C_n[k, j] = cos(2πkj/n)`, `S_n[k, j] = sin(2πkj/n)`
-//! (symmetric):
+//! Two-dimensional discrete Fourier transforms of NHWC maps of any size (GSFM's spectral modules;
+//! burn's own FFT takes powers of two only), by rustfft's mixed-radix FFTs.
+//!
+//! Each task takes a block of [`BLOCK`] channels of one image, gathers them into planes (one
+//! 64-byte stretch of every pixel), and transforms two real channels `a`, `b` at once as the
+//! complex plane `z = a + i·b`: rows (length `w`), a transpose, columns (length `h`). Their
+//! spectra separate by symmetry, with `Z' = Z(−k, −l)`:
 //!
 //! ```text
-//! Re Y = C_h x C_w − S_h x S_w,   Im Y = −(S_h x C_w + C_h x S_w)
-//! real(ifft2(A + iB)) = (C_h (A C_w − B S_w) − S_h (A S_w + B C_w)) / (h·w)
+//! A = (Z + conj Z') / 2,   B = (Z − conj Z') / 2i
 //! ```
 //!
-//! On NHWC buffers the products along `w` are one `w × w` by `w × C` product per image row, and
-//! those along `h` one `h × h` by `h × (w·C)` product per image, split by output rows over the
-//! threads: the channels are the vector in both.
+//! The inverse takes the real part of `ifft2(S)`, which is `ifft2` of `S`'s Hermitian part
+//! `H = (S + conj S') / 2`; two channels' Hermitian parts go through one complex inverse as
+//! `H₁ + i·H₂` and come back as its real and imaginary parts.
+//!
+//! The cosine and sine matrices of [`dft_basis`] remain for burn's side of the same transform.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftDirection, FftPlanner};
 
-use crate::{Nhwc, matmul, matmul_cols};
+use crate::Nhwc;
 
 /// `(C_n, S_n)`, `n × n` row-major, the angles reduced modulo `n` and computed in float64.
 pub type DftBasis = Arc<(Vec<f32>, Vec<f32>)>;
@@ -45,47 +51,63 @@ pub fn dft_basis(n: usize) -> DftBasis {
         .clone()
 }
 
-fn negated(m: &[f32]) -> Vec<f32> {
-    m.iter().map(|v| -v).collect()
+/// Channels per task: one 64-byte stretch of a pixel's channels.
+const BLOCK: usize = 16;
+
+/// The FFT of length `n` in one direction, planned once per process.
+fn plan(n: usize, direction: FftDirection) -> Arc<dyn Fft<f32>> {
+    static PLANNER: OnceLock<Mutex<FftPlanner<f32>>> = OnceLock::new();
+    let planner = PLANNER.get_or_init(|| Mutex::new(FftPlanner::new()));
+    let mut planner = match planner.lock() {
+        Ok(p) => p,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    planner.plan_fft(n, direction)
 }
 
-/// Along `w`: for every image row, `out_a = P·a_row (+ Q·b_row)` and `out_b = R·a_row (+ T·b_row)`
-/// with `w × w` matrices (`b` and its matrices absent for a real input).
-fn along_w(a: &Nhwc, b: Option<&Nhwc>, [p, q, r, t]: [&[f32]; 4]) -> (Nhwc, Nhwc) {
-    let (w, c) = (a.w, a.c);
-    let (mut out_a, mut out_b) = (Nhwc::zeros(a.n, a.h, w, c), Nhwc::zeros(a.n, a.h, w, c));
-    let row = w * c;
-    out_a.data.par_chunks_mut(row).zip(out_b.data.par_chunks_mut(row)).enumerate().for_each(|(i, (da, db))| {
-        let ra = &a.data[i * row..(i + 1) * row];
-        matmul(w, c, w, da, p, ra);
-        matmul(w, c, w, db, r, ra);
-        if let Some(b) = b {
-            let rb = &b.data[i * row..(i + 1) * row];
-            matmul_cols(w, c, w, da, q, w, rb, true);
-            matmul_cols(w, c, w, db, t, w, rb, true);
-        }
-    });
-    (out_a, out_b)
-}
+/// A raw pointer into an output map; the tasks write disjoint channels of it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: each task writes only its own block's channels (see `blocks`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
 
-/// Along `h`: for every image, `P·a + Q·b` with `h × h` matrices, output rows over the threads.
-fn along_h(a: &Nhwc, b: &Nhwc, p: &[f32], q: &[f32]) -> Nhwc {
-    let (h, plane) = (a.h, a.h * a.w * a.c);
-    let cols = a.w * a.c;
-    let mut out = Nhwc::zeros(a.n, h, a.w, a.c);
-    if plane == 0 {
-        return out;
+impl SendPtr {
+    /// Writes `v` at `i`.
+    ///
+    /// # Safety
+    /// `i` is in bounds of the map and no other task writes it.
+    unsafe fn write(self, i: usize, v: f32) {
+        // SAFETY: the caller's contract.
+        unsafe { *self.0.add(i) = v }
     }
-    let rows_per_task = h.div_ceil(2 * rayon::current_num_threads()).max(1);
-    out.data.par_chunks_mut(plane).enumerate().for_each(|(img, image)| {
-        let (pa, pb) = (&a.data[img * plane..(img + 1) * plane], &b.data[img * plane..(img + 1) * plane]);
-        image.par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(blk, dst)| {
-            let (u0, rows) = (blk * rows_per_task, dst.len() / cols);
-            matmul_cols(rows, cols, h, dst, &p[u0 * h..], h, pa, false);
-            matmul_cols(rows, cols, h, dst, &q[u0 * h..], h, pb, true);
-        });
+}
+
+/// Runs `f(image, first channel, channels)` for every block of [`BLOCK`] channels of every image,
+/// over the threads.
+fn blocks(n: usize, c: usize, f: impl Fn(usize, usize, usize) + Sync) {
+    let per_image = c.div_ceil(BLOCK);
+    (0..n * per_image).into_par_iter().for_each(|t| {
+        let (img, c0) = (t / per_image, (t % per_image) * BLOCK);
+        f(img, c0, BLOCK.min(c - c0));
     });
-    out
+}
+
+/// The 2-D transform of `planes` (each `h × w`, row-major) in one direction, in place: the
+/// result's planes are `w × h` (column-major: `[l][k]`). `tmp` has the planes' size.
+fn fft2(planes: &mut Vec<Complex32>, tmp: &mut Vec<Complex32>, h: usize, w: usize, direction: FftDirection) {
+    let (rows, cols) = (plan(w, direction), plan(h, direction));
+    let mut scratch = vec![Complex32::default(); rows.get_inplace_scratch_len().max(cols.get_inplace_scratch_len())];
+    rows.process_with_scratch(planes, &mut scratch);
+    for (src, dst) in planes.chunks(h * w).zip(tmp.chunks_mut(h * w)) {
+        for k in 0..h {
+            for l in 0..w {
+                dst[l * h + k] = src[k * w + l];
+            }
+        }
+    }
+    cols.process_with_scratch(tmp, &mut scratch);
+    std::mem::swap(planes, tmp);
 }
 
 /// The unnormalised 2-D DFT of every channel of `x` (no shift): its real and imaginary parts.
@@ -94,13 +116,40 @@ fn along_h(a: &Nhwc, b: &Nhwc, p: &[f32], q: &[f32]) -> Nhwc {
 /// On an empty map (`h` or `w` 0): callers check (a frame's feature map never is).
 pub fn dft2(x: &Nhwc) -> (Nhwc, Nhwc) {
     assert!(x.h > 0 && x.w > 0, "2-D DFT of an empty map");
-    let (bh, bw) = (dft_basis(x.h), dft_basis(x.w));
-    let (cw, sw) = (&bw.0[..], &bw.1[..]);
-    let (xc, xs) = along_w(x, None, [cw, &[], sw, &[]]);
-    let (ch, sh) = (&bh.0[..], &bh.1[..]);
-    let (nch, nsh) = (negated(ch), negated(sh));
-    // Re = C_h·xc − S_h·xs; Im = −S_h·xc − C_h·xs.
-    (along_h(&xc, &xs, ch, &nsh), along_h(&xc, &xs, &nsh, &nch))
+    let (h, w, c, hw) = (x.h, x.w, x.c, x.h * x.w);
+    let (mut re, mut im) = (Nhwc::zeros(x.n, h, w, c), Nhwc::zeros(x.n, h, w, c));
+    let (out_re, out_im) = (SendPtr(re.data.as_mut_ptr()), SendPtr(im.data.as_mut_ptr()));
+    blocks(x.n, c, |img, c0, cb| {
+        let pairs = cb.div_ceil(2);
+        let mut planes = vec![Complex32::default(); pairs * hw];
+        let mut tmp = planes.clone();
+        for p in 0..hw {
+            let px = &x.data[(img * hw + p) * c + c0..][..cb];
+            for q in 0..pairs {
+                planes[q * hw + p] = Complex32::new(px[2 * q], px.get(2 * q + 1).copied().unwrap_or(0.0));
+            }
+        }
+        fft2(&mut planes, &mut tmp, h, w, FftDirection::Forward);
+        for k in 0..h {
+            for l in 0..w {
+                let (at, mirror) = (l * h + k, ((w - l) % w) * h + (h - k) % h);
+                let base = (img * hw + k * w + l) * c + c0;
+                for q in 0..pairs {
+                    let (z, m) = (planes[q * hw + at], planes[q * hw + mirror]);
+                    // SAFETY: pixel (img, k, l), channels c0 + 2q (+1) < c0 + cb: this block's.
+                    unsafe {
+                        out_re.write(base + 2 * q, 0.5 * (z.re + m.re));
+                        out_im.write(base + 2 * q, 0.5 * (z.im - m.im));
+                        if 2 * q + 1 < cb {
+                            out_re.write(base + 2 * q + 1, 0.5 * (z.im + m.im));
+                            out_im.write(base + 2 * q + 1, 0.5 * (m.re - z.re));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (re, im)
 }
 
 /// The real part of the inverse 2-D DFT (normalised by `1/(h·w)`) of `re + i·im`.
@@ -110,14 +159,44 @@ pub fn dft2(x: &Nhwc) -> (Nhwc, Nhwc) {
 pub fn idft2_real(re: &Nhwc, im: &Nhwc) -> Nhwc {
     assert!(re.h > 0 && re.w > 0, "2-D DFT of an empty map");
     assert_eq!((re.n, re.h, re.w, re.c), (im.n, im.h, im.w, im.c), "real and imaginary parts differ in size");
-    let (bh, bw) = (dft_basis(re.h), dft_basis(re.w));
-    let (cw, sw) = (&bw.0[..], &bw.1[..]);
-    let nsw = negated(sw);
-    // L_c = A·C_w − B·S_w, L_s = A·S_w + B·C_w (along w), then C_h·L_c − S_h·L_s.
-    let (lc, ls) = along_w(re, Some(im), [cw, &nsw, sw, cw]);
-    let mut y = along_h(&lc, &ls, &bh.0, &negated(&bh.1));
-    let scale = 1.0 / (re.h * re.w) as f32;
-    y.data.par_chunks_mut(4096).for_each(|c| c.iter_mut().for_each(|v| *v *= scale));
+    let (h, w, c, hw) = (re.h, re.w, re.c, re.h * re.w);
+    let scale = 1.0 / hw as f32;
+    let mut y = Nhwc::zeros(re.n, h, w, c);
+    let out = SendPtr(y.data.as_mut_ptr());
+    blocks(re.n, c, |img, c0, cb| {
+        let pairs = cb.div_ceil(2);
+        let mut planes = vec![Complex32::default(); pairs * hw];
+        let mut tmp = planes.clone();
+        let at = |part: &Nhwc, p: usize, ch: usize| if ch < cb { part.data[(img * hw + p) * c + c0 + ch] } else { 0.0 };
+        for k in 0..h {
+            for l in 0..w {
+                let (p, mirror) = (k * w + l, ((h - k) % h) * w + (w - l) % w);
+                for q in 0..pairs {
+                    // Hermitian parts of the two channels' spectra, then H₁ + i·H₂.
+                    let (a, b) = (2 * q, 2 * q + 1);
+                    let h1 = Complex32::new(at(re, p, a) + at(re, mirror, a), at(im, p, a) - at(im, mirror, a));
+                    let h2 = Complex32::new(at(re, p, b) + at(re, mirror, b), at(im, p, b) - at(im, mirror, b));
+                    planes[q * hw + p] = Complex32::new(0.5 * (h1.re - h2.im), 0.5 * (h1.im + h2.re));
+                }
+            }
+        }
+        fft2(&mut planes, &mut tmp, h, w, FftDirection::Inverse);
+        for k in 0..h {
+            for l in 0..w {
+                let base = (img * hw + k * w + l) * c + c0;
+                for q in 0..pairs {
+                    let v = planes[q * hw + l * h + k];
+                    // SAFETY: pixel (img, k, l), channels c0 + 2q (+1) < c0 + cb: this block's.
+                    unsafe {
+                        out.write(base + 2 * q, v.re * scale);
+                        if 2 * q + 1 < cb {
+                            out.write(base + 2 * q + 1, v.im * scale);
+                        }
+                    }
+                }
+            }
+        }
+    });
     y
 }
 
@@ -146,22 +225,60 @@ mod tests {
 
     #[test]
     fn dft_matches_a_float64_reference_and_inverts() {
-        for (n, h, w, c) in [(1, 1, 1, 1), (2, 7, 13, 3), (1, 30, 54, 2), (3, 5, 1, 4), (1, 1, 9, 5)] {
+        // Odd channel counts (an unpaired channel), more than one block of channels, batches.
+        for (n, h, w, c) in [(1, 1, 1, 1), (2, 7, 13, 3), (1, 30, 54, 2), (3, 5, 1, 4), (1, 1, 9, 5), (2, 6, 10, 37)] {
             let mut x = Nhwc::zeros(n, h, w, c);
             x.data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i as u64 * 2654435761) % 1000) as f32 / 500.0 - 1.0);
             let (re, im) = dft2(&x);
             let scale = (h * w) as f64;
-            for ch in 0..c {
-                let first = Nhwc { n: 1, h, w, c, data: x.data[..h * w * c].to_vec() };
-                let (want_re, want_im) = reference(&first, ch);
-                for p in 0..h * w {
-                    assert!((re.data[p * c + ch] as f64 - want_re[p]).abs() <= 1e-5 * scale, "{h}x{w} re");
-                    assert!((im.data[p * c + ch] as f64 - want_im[p]).abs() <= 1e-5 * scale, "{h}x{w} im");
+            let plane = h * w * c;
+            for img in 0..n {
+                let one = Nhwc { n: 1, h, w, c, data: x.data[img * plane..(img + 1) * plane].to_vec() };
+                for ch in 0..c {
+                    let (want_re, want_im) = reference(&one, ch);
+                    for p in 0..h * w {
+                        let i = img * plane + p * c + ch;
+                        assert!((re.data[i] as f64 - want_re[p]).abs() <= 1e-5 * scale, "{h}x{w}x{c} re, image {img} channel {ch}");
+                        assert!((im.data[i] as f64 - want_im[p]).abs() <= 1e-5 * scale, "{h}x{w}x{c} im, image {img} channel {ch}");
+                    }
                 }
             }
             let back = idft2_real(&re, &im);
             for (b, v) in back.data.iter().zip(&x.data) {
                 assert!((b - v).abs() <= 1e-5, "{h}x{w} round trip: {b} vs {v}");
+            }
+        }
+    }
+
+    /// GSFM's inverse sees spectra mixed by 1×1 convolutions, which are not Hermitian: the real
+    /// part of their inverse, against the definition in float64.
+    #[test]
+    fn inverse_of_a_non_hermitian_spectrum_keeps_the_real_part() {
+        for (n, h, w, c) in [(1, 4, 6, 3), (2, 5, 7, 18), (1, 1, 3, 2)] {
+            let mut re = Nhwc::zeros(n, h, w, c);
+            let mut im = Nhwc::zeros(n, h, w, c);
+            re.data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i as u64 * 2654435761) % 997) as f32 / 498.0 - 1.0);
+            im.data.iter_mut().enumerate().for_each(|(i, v)| *v = ((i as u64 * 40503 + 7) % 991) as f32 / 495.0 - 1.0);
+            let y = idft2_real(&re, &im);
+            let plane = h * w * c;
+            for img in 0..n {
+                for ch in 0..c {
+                    for j in 0..h {
+                        for m in 0..w {
+                            let mut want = 0.0f64;
+                            for k in 0..h {
+                                for l in 0..w {
+                                    let a = 2.0 * std::f64::consts::PI * (((k * j) % h) as f64 / h as f64 + ((l * m) % w) as f64 / w as f64);
+                                    let i = img * plane + (k * w + l) * c + ch;
+                                    want += re.data[i] as f64 * a.cos() - im.data[i] as f64 * a.sin();
+                                }
+                            }
+                            want /= (h * w) as f64;
+                            let got = y.data[img * plane + (j * w + m) * c + ch] as f64;
+                            assert!((got - want).abs() <= 1e-5, "{h}x{w}x{c}: image {img} channel {ch} at ({j}, {m}): {got} vs {want}");
+                        }
+                    }
+                }
             }
         }
     }
