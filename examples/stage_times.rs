@@ -53,9 +53,10 @@ struct Args {
     #[arg(long, value_enum, default_value = "memvos")]
     cpu_kernels: CpuKernels,
     /// memvos's kernels: maps below this many output pixels by im2col instead of Winograd (1024
-    /// is faster on tiny frames and keeps both weight layouts; 0 keeps only Winograd's).
-    #[arg(long, default_value_t = 0)]
-    winograd_from: usize,
+    /// is faster on tiny frames and keeps both weight layouts; 0 keeps only Winograd's; default:
+    /// 0 for fp32, 1024 for bf16, as the runners do).
+    #[arg(long)]
+    winograd_from: Option<usize>,
     /// memvos's kernels: weights stored as fp32 or bf16.
     #[arg(long, default_value = "fp32")]
     precision: Precision,
@@ -66,10 +67,9 @@ struct Args {
 
 /// For bf16: which bfloat16 instructions the CPU has (memvos widens to float32 either way).
 fn bf16_note(p: Precision) -> String {
-    match (p, memvos::cpu::bf16_hardware()) {
-        (Precision::Fp32, _) => String::new(),
-        (_, Some(hw)) => format!(" (widened to fp32 for the products; the CPU has {hw}, not used yet)"),
-        (_, None) => " (widened to fp32 for the products; the CPU has no bf16 arithmetic)".into(),
+    match p {
+        Precision::Fp32 => String::new(),
+        _ => format!(" (products in {})", memvos::cpu::bf16_products()),
     }
 }
 
@@ -101,7 +101,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
-            Some(opts) => accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from, precision: args.precision, ..opts })?,
+            Some(opts) => {
+                let opts = opts.with_precision(args.precision);
+                accelerate(&any, &device, CpuOptions { winograd_from: args.winograd_from.unwrap_or(opts.winograd_from), ..opts })?
+            }
             None => None,
         };
         if fast.is_none() && args.precision != Precision::Fp32 {

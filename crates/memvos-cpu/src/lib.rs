@@ -10,11 +10,12 @@
 //!   multiplications than direct) or `F(2×2, 3×3)` (2.25×, smaller rounding error), as 16 or 36
 //!   independent matrix products per block of tiles; 1×1 convolutions as one matrix product;
 //!   other shapes (7×7 stride 2, strided or dilated 3×3) by im2col in blocks;
-//! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory, widened to float32
-//!   block by block just before each product);
+//! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory; products by
+//!   AMX's `tdpbf16ps` or AVX-512 BF16's `vdpbf16ps` where the CPU has them, else widened to float32 block by block just
+//!   before each product);
 //! - separable bilinear resizing with PyTorch's `align_corners = False`, and max pooling;
-//! - 2-D discrete Fourier transforms of any size as products with cosine and sine matrices
-//!   (GSFM's spectral modules);
+//! - 2-D discrete Fourier transforms of any size by rustfft, two real channels per complex
+//!   transform (GSFM's spectral modules);
 //! - the top-k memory read ([`TopKRead`]) without the dense affinity matrix.
 //!
 //! One level of parallelism: blocks of output pixels or tiles are spread over rayon's threads,
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod conv;
+mod bf16;
 mod memory;
 mod nhwc;
 mod precision;
@@ -36,7 +38,7 @@ pub mod shapes;
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
 pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
-pub use precision::{Precision, bf16_hardware, from_bf16, to_bf16};
+pub use precision::{Precision, bf16_hardware, bf16_products, from_bf16, to_bf16};
 pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};
 pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 

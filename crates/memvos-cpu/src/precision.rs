@@ -1,15 +1,19 @@
-//! Weight precision: float32, or bfloat16 storage with float32 products.
+//! Weight precision: float32, or bfloat16.
 //!
-//! bfloat16 keeps float32's 8-bit exponent and the top 7 bits of its mantissa, so a weight
+//! bfloat16 keeps float32's 8-bit exponent and the top 7 bits of its mantissa, so a value
 //! converts to float32 by a 16-bit shift. [`Precision::Bf16`] stores every packed weight so (half
-//! the memory and half the bytes each frame reads) and widens blocks of rows to float32 just
-//! before each matrix product, which then multiplies and accumulates in float32 as before: the
-//! only change to the result is the weights' rounding (relative error ≤ 2⁻⁹). Activations stay
-//! float32.
+//! the memory and half the bytes each frame reads). How its products run depends on the CPU
+//! ([`bf16_products`] says which):
 //!
-//! This CPU has no bfloat16 arithmetic unless it has AVX-512 BF16 or AMX ([`bf16_hardware`]
-//! says which); the widening runs on every x86-64 and ARM CPU, so the results are the same
-//! everywhere.
+//! - with AMX-BF16 or AVX-512 BF16, [`crate::bf16`]'s kernels round the activations to bfloat16
+//!   as well and multiply pairs (`tdpbf16ps` on tiles, `vdpbf16ps` on vectors), summing in
+//!   float32;
+//! - elsewhere, blocks of rows of the weights are widened to float32 just before each matrix
+//!   product, which multiplies and accumulates float32 activations in float32: the only change
+//!   from fp32 is then the weights' rounding (relative error ≤ 2⁻⁹).
+//!
+//! Everything but the matrix products (Winograd transforms, resizing, the memory read) stays
+//! float32 on both paths. [`bf16_hardware`] names the CPU's bfloat16 instructions.
 
 use std::str::FromStr;
 
@@ -22,7 +26,7 @@ pub enum Precision {
     /// float32 (the default).
     #[default]
     Fp32,
-    /// bfloat16 storage, float32 products.
+    /// bfloat16 weights; bfloat16 products where the CPU has them (see the module doc).
     Bf16,
 }
 
@@ -81,66 +85,97 @@ pub fn from_bf16(h: u16) -> f32 {
     f32::from_bits((h as u32) << 16)
 }
 
-/// Packed weights in their storage precision.
+/// Packed weights in their storage precision: `count` matrices of `k × n` one after the other,
+/// float32 row-major or bfloat16 as pairs of rows ([`crate::bf16`]'s layout, each matrix's
+/// pairs contiguous, an odd `k` padded with a zero row).
 #[derive(Clone, Debug)]
-pub(crate) enum Weights {
+pub(crate) struct Weights {
+    k: usize,
+    n: usize,
+    store: Store,
+}
+
+#[derive(Clone, Debug)]
+enum Store {
     Fp32(Vec<f32>),
     Bf16(Vec<u16>),
 }
 
 impl Weights {
-    pub(crate) fn new(w: Vec<f32>, p: Precision) -> Self {
-        match p {
-            Precision::Fp32 => Weights::Fp32(w),
-            Precision::Bf16 => Weights::Bf16(w.iter().map(|&v| to_bf16(v)).collect()),
-        }
+    /// `w` holds row-major `k × n` matrices, one after the other.
+    pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, p: Precision) -> Self {
+        assert!(k * n == 0 && w.is_empty() || k * n > 0 && w.len() % (k * n) == 0, "weights: whole k × n matrices");
+        Weights { k, n, store: Store::Fp32(w) }.into_precision(p)
     }
 
     pub(crate) fn precision(&self) -> Precision {
-        match self {
-            Weights::Fp32(_) => Precision::Fp32,
-            Weights::Bf16(_) => Precision::Bf16,
+        match self.store {
+            Store::Fp32(_) => Precision::Fp32,
+            Store::Bf16(_) => Precision::Bf16,
+        }
+    }
+
+    /// Elements one matrix takes in storage.
+    fn stride(&self) -> usize {
+        match self.store {
+            Store::Fp32(_) => self.k * self.n,
+            Store::Bf16(_) => crate::bf16::paired_len(self.k, self.n),
         }
     }
 
     /// As `p` (itself when it already is; float32 from bfloat16 does not undo the rounding).
     pub(crate) fn into_precision(self, p: Precision) -> Self {
-        match (self, p) {
-            (Weights::Fp32(w), Precision::Bf16) => Weights::new(w, p),
-            (Weights::Bf16(h), Precision::Fp32) => Weights::Fp32(h.iter().map(|&v| from_bf16(v)).collect()),
+        let (k, n) = (self.k, self.n);
+        let store = match (self.store, p) {
+            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Vec::new()),
+            (Store::Bf16(_), Precision::Fp32) if k * n == 0 => Store::Fp32(Vec::new()),
+            (Store::Fp32(w), Precision::Bf16) => {
+                let mut out = Vec::new();
+                for m in w.chunks(k * n) {
+                    let rows: Vec<u16> = m.iter().map(|&v| to_bf16(v)).collect();
+                    out.extend(crate::bf16::pack_pairs(&rows, k, n));
+                }
+                Store::Bf16(out)
+            }
+            (Store::Bf16(h), Precision::Fp32) => {
+                let mut out = Vec::with_capacity(h.len());
+                for m in h.chunks(crate::bf16::paired_len(k, n)) {
+                    (0..k * n).for_each(|i| out.push(from_bf16(crate::bf16::paired_at(m, n, i / n, i % n))));
+                }
+                Store::Fp32(out)
+            }
             (same, _) => same,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Weights::Fp32(w) => w.len(),
-            Weights::Bf16(h) => h.len(),
-        }
+        };
+        Weights { k, n, store }
     }
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        match self {
-            Weights::Fp32(w) => 4 * w.len(),
-            Weights::Bf16(h) => 2 * h.len(),
+        match &self.store {
+            Store::Fp32(w) => 4 * w.len(),
+            Store::Bf16(h) => 2 * h.len(),
         }
     }
 
-    /// Elements `range` as a view of the same storage.
-    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> WeightsRef<'_> {
-        match self {
-            Weights::Fp32(w) => WeightsRef::Fp32(&w[range]),
-            Weights::Bf16(h) => WeightsRef::Bf16(&h[range]),
+    /// Matrix `e`.
+    pub(crate) fn matrix(&self, e: usize) -> WeightsRef<'_> {
+        let range = e * self.stride()..(e + 1) * self.stride();
+        match &self.store {
+            Store::Fp32(w) => WeightsRef::Fp32(&w[range]),
+            Store::Bf16(h) => WeightsRef::Bf16(&h[range]),
         }
     }
 
+    /// The whole storage (one matrix, or none).
     pub(crate) fn all(&self) -> WeightsRef<'_> {
-        self.slice(0..self.len())
+        match &self.store {
+            Store::Fp32(w) => WeightsRef::Fp32(w),
+            Store::Bf16(h) => WeightsRef::Bf16(h),
+        }
     }
 }
 
-/// A borrowed block of [`Weights`].
+/// A borrowed matrix of [`Weights`] (bfloat16 as pairs of rows).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum WeightsRef<'a> {
     Fp32(&'a [f32]),
@@ -152,28 +187,49 @@ pub(crate) enum WeightsRef<'a> {
 const WIDEN_VALUES: usize = 1 << 16;
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, row-major, contiguous), single-threaded, with `rhs` in
-/// either precision: a bfloat16 `rhs` is widened a block of rows at a time and the blocks'
-/// products accumulated in float32.
+/// either precision. A bfloat16 `rhs` runs [`crate::bf16`]'s kernels where the CPU has AMX or
+/// AVX-512 BF16 (activations rounded to bfloat16 too); elsewhere it is widened a block of rows at a time
+/// and the blocks' products accumulated in float32 (activations stay float32).
 pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: WeightsRef<'_>) {
     match rhs {
         WeightsRef::Fp32(r) => crate::matmul(m, n, k, dst, lhs, r),
         WeightsRef::Bf16(r) => {
-            assert!(r.len() >= k * n, "matmul operands");
-            if m == 0 || n == 0 || k == 0 {
-                // Nothing to widen: the empty product's zeros, as the float32 path writes them.
-                return crate::matmul(m, n, 0, dst, lhs, &[]);
+            if crate::bf16::matmul(m, n, k, dst, lhs, r) {
+                return;
             }
-            let rows = (WIDEN_VALUES / n).clamp(1, k);
-            WIDENED.with(|cell| {
-                let mut buf = cell.borrow_mut();
-                buf.resize(rows * n, 0.0);
-                for k0 in (0..k).step_by(rows) {
-                    let kb = rows.min(k - k0);
-                    buf[..kb * n].iter_mut().zip(&r[k0 * n..(k0 + kb) * n]).for_each(|(o, &h)| *o = from_bf16(h));
-                    crate::matmul_cols(m, n, kb, dst, &lhs[k0..], k, &buf[..kb * n], k0 > 0);
-                }
-            });
+            widened_matmul(m, n, k, dst, lhs, r);
         }
+    }
+}
+
+/// [`matmul_w`]'s path without bfloat16 arithmetic: the paired `rhs` widened to float32.
+pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], r: &[u16]) {
+    assert!(r.len() >= crate::bf16::paired_len(k, n), "matmul operands");
+    if m == 0 || n == 0 || k == 0 {
+        // Nothing to widen: the empty product's zeros, as the float32 path writes them.
+        return crate::matmul(m, n, 0, dst, lhs, &[]);
+    }
+    // Whole pairs of rows per block.
+    let rows = ((WIDEN_VALUES / n) & !1).clamp(2, k.div_ceil(2) * 2);
+    WIDENED.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(rows * n, 0.0);
+        for k0 in (0..k).step_by(rows) {
+            let kb = rows.min(k - k0);
+            for (i, o) in buf[..kb * n].iter_mut().enumerate() {
+                *o = from_bf16(crate::bf16::paired_at(r, n, k0 + i / n, i % n));
+            }
+            crate::matmul_cols(m, n, kb, dst, &lhs[k0..], k, &buf[..kb * n], k0 > 0);
+        }
+    });
+}
+
+/// What `--precision bf16` multiplies with on this CPU.
+pub fn bf16_products() -> &'static str {
+    match crate::bf16::kernel() {
+        Some(crate::bf16::Kernel::Amx) => "AMX-BF16 (tdpbf16ps): bfloat16 weights and activations, float32 sums",
+        Some(crate::bf16::Kernel::Avx512) => "AVX-512 BF16 (vdpbf16ps): bfloat16 weights and activations, float32 sums",
+        None => "float32 (no AVX-512 BF16 or AMX on this CPU): bfloat16 weights widened, float32 activations",
     }
 }
 
@@ -209,16 +265,32 @@ mod tests {
         let (m, n, k) = (5, 600, 300);
         let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
         let rhs: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 97.0).collect();
-        let w = Weights::new(rhs.clone(), Precision::Bf16);
-        let rounded: Vec<f32> = rhs.iter().map(|&v| from_bf16(to_bf16(v))).collect();
+        let w = Weights::new(rhs.clone(), k, n, Precision::Bf16);
+        let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&v| from_bf16(to_bf16(v))).collect() };
+        let rounded = round(&rhs);
+        // Both paths against the product of their rounded operands: the widening keeps the
+        // activations float32; the AVX-512 BF16 kernel rounds them too.
         let mut want = vec![0.0; m * n];
         crate::matmul(m, n, k, &mut want, &lhs, &rounded);
         let mut got = vec![7.0; m * n];
+        widened_matmul(m, n, k, &mut got, &lhs, match w.all() {
+            WeightsRef::Bf16(r) => r,
+            WeightsRef::Fp32(_) => unreachable!("stored as bf16"),
+        });
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "widened: {g} vs {w}");
+        }
+        if crate::bf16::kernel().is_some() {
+            crate::matmul(m, n, k, &mut want, &round(&lhs), &rounded);
+        }
         matmul_w(m, n, k, &mut got, &lhs, w.all());
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{}: {g} vs {w}", bf16_products());
         }
-        assert_eq!(w.bytes(), 2 * k * n);
-        assert_eq!(w.into_precision(Precision::Fp32).bytes(), 4 * k * n);
+        // Two bytes a weight; rows padded to 32 and columns to 16 for whole tiles.
+        assert_eq!(w.bytes(), 2 * 320 * 608);
+        let back = w.into_precision(Precision::Fp32);
+        assert_eq!(back.bytes(), 4 * k * n);
+        assert!(matches!(back.all(), WeightsRef::Fp32(r) if r == &rounded[..]), "widening back gives the rounded weights");
     }
 }

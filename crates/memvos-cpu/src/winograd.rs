@@ -166,7 +166,7 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
             }
         }
         for e in 0..a2 {
-            matmul_w(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], u.slice(e * cin * cout..(e + 1) * cin * cout));
+            matmul_w(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], u.matrix(e));
         }
         let mut mt_in = vec![0.0f32; a2 * cout];
         let mut half = vec![0.0f32; m * a * cout];

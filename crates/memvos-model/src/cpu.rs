@@ -22,7 +22,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
-pub use memvos_cpu::WINOGRAD_MIN_PIXELS;
+pub use memvos_cpu::{WINOGRAD_MIN_PIXELS, bf16_products};
 use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, dft2, idft2_real, max_pool_3x3_s2};
 pub use memvos_cpu::Precision;
 use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
@@ -76,7 +76,7 @@ pub struct CpuOptions {
     #[serde(default)]
     pub winograd_from: usize,
     /// How packed weights are stored: float32 (the default) or bfloat16 (half the memory;
-    /// products still accumulate in float32, see [`Precision`]).
+    /// bfloat16 products on AMX or AVX-512 BF16 where the CPU has them, see [`Precision`]).
     #[serde(default)]
     pub precision: Precision,
 }
@@ -94,6 +94,15 @@ impl From<ConvAlgo> for CpuOptions {
 }
 
 impl CpuOptions {
+    /// These options with weights stored in `precision`. bfloat16 also runs maps below
+    /// [`WINOGRAD_MIN_PIXELS`] by im2col: with bfloat16 products the tiny maps' matrix products
+    /// are bound by the bytes of weights read, a quarter for im2col's, and both layouts in
+    /// bfloat16 still take less memory than Winograd's alone in float32.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        let winograd_from = if precision == Precision::Bf16 { WINOGRAD_MIN_PIXELS } else { self.winograd_from };
+        CpuOptions { precision, winograd_from, ..self }
+    }
+
     fn winograd(&self) -> Option<Winograd> {
         match self.conv {
             ConvAlgo::F4 => Some(Winograd::F4),

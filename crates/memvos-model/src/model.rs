@@ -161,7 +161,7 @@ impl Model {
             Kernels::Auto => Some(CpuOptions::default()),
             Kernels::Memvos(conv) => Some(CpuOptions::from(conv)),
         }
-        .map(|o| CpuOptions { precision: options.precision, ..o });
+        .map(|o| o.with_precision(options.precision));
         let fast = match cpu {
             Some(opts) => accelerate(&net, &device, opts).map_err(|e| ModelError::Kernels { method: net.method(), reason: e.to_string() })?,
             None => None,
@@ -219,7 +219,7 @@ impl Model {
         let kernels = match (self.fast, self.precision) {
             (false, _) => String::new(),
             (true, Precision::Fp32) => ", memvos CPU kernels".to_string(),
-            (true, p) => format!(", memvos CPU kernels, {p} weights"),
+            (true, p) => format!(", memvos CPU kernels, {p} weights, products in {}", memvos_cpu::bf16_products()),
         };
         format!("{}, {}{kernels}", self.run.name(), self.source)
     }

@@ -150,16 +150,23 @@ fn stcn_cpu_path_matches_the_reference_on_every_golden_tensor() {
     }
 }
 
-/// bfloat16 weights on the CPU path (Winograd F4, the default): every label that differs from
-/// float32's is at a pixel where float32's two largest probabilities are within 0.02 (twice the
-/// largest probability change measured), and at most 2 % of pixels differ.
+/// `--precision bf16` on the CPU path (Winograd F4, the default), against float32: every label
+/// that differs is at a pixel where float32's two largest probabilities are within `margin`, at
+/// most `share` of the pixels differ, and the probabilities stay within `prob`. The bounds depend
+/// on the products the CPU runs (`memvos_cpu::bf16_products`):
+///
+/// - bfloat16 arithmetic (AMX or AVX-512 BF16: activations rounded too): margin 0.06, share 8 %,
+///   probabilities 0.03. Measured here on AMX (frames 1–2, 30,720 pixels): 2,166 differ with F4
+///   (7.1 %), 1,753 with F2, 1,395 with im2col; worst margin 0.051, probabilities within 2.7e-2.
+/// - weights widened to float32 (no bfloat16 arithmetic): margin 0.02, share 2 %, probabilities
+///   0.02. Measured on frame 1: 288 of 15,360 differ with F4 (1.9 %), 111 with F2, 89 with
+///   im2col; probabilities within 1.1e-2, 8.0e-3 and 4.4e-3.
 ///
 /// The issue asked for ≤ 0.5 %, which this fixture does not allow: its weights are the formula's
-/// (not trained), so its probabilities are nearly flat — 0.6 % of frame 1's pixels have their two
-/// largest probabilities within 0.004 of each other. Measured on frame 1 (of 15,360 pixels):
-/// 288 differ with F4 (1.9 %; its weight transform amplifies the rounding), 111 with F2 (0.7 %),
-/// 89 with plain im2col products (0.6 %), probabilities within 1.1e-2, 8.0e-3 and 4.4e-3. What
-/// users see is held to 0.005 of J&F on trained weights (`tests/precision.rs`).
+/// (not trained), so its probabilities are nearly flat — 87 % of the pixels of frames 1–2 have
+/// float32's two largest probabilities within 0.06 of each other (0.6 % within 0.004), so any
+/// rounding moves some labels. What users see is held to 0.005 of J&F on trained weights
+/// (`tests/precision.rs`; measured 0.0003 on AMX).
 #[test]
 fn stcn_cpu_path_in_bf16_keeps_the_label_maps() {
     let d = Device::flex();
@@ -174,11 +181,13 @@ fn stcn_cpu_path_in_bf16_keeps_the_label_maps() {
         if masks[y * w + x] > 0.5 { 1 } else if masks[h * w + y * w + x] > 0.5 { 2 } else { 0 }
     }));
     let run = |precision| {
-        let cpu = CpuStcn::new(&net, &d, CpuOptions { precision, ..CpuOptions::default() }).unwrap();
+        let cpu = CpuStcn::new(&net, &d, CpuOptions::default().with_precision(precision)).unwrap();
         let mut prop = Propagator::new(std::sync::Arc::new(cpu), PropagatorConfig::davis(), &d).unwrap();
         frames.iter().enumerate().map(|(t, f)| prop.step(f, (t == 0).then_some(&first)).unwrap().unwrap()).collect::<Vec<_>>()
     };
     let (fp32, bf16) = (run(Precision::Fp32), run(Precision::Bf16));
+    let arithmetic = !memvos_model::cpu::bf16_products().starts_with("float32");
+    let (margin, share, prob) = if arithmetic { (0.06, 0.08, 0.03) } else { (0.02, 0.02, 0.02) };
     let mut changed = false;
     for (t, (a, b)) in fp32.iter().zip(&bf16).enumerate() {
         let mut differing = 0;
@@ -187,15 +196,15 @@ fn stcn_cpu_path_in_bf16_keeps_the_label_maps() {
                 if a.labels.labels[[y, x]] != b.labels.labels[[y, x]] {
                     let mut p: Vec<f32> = (0..a.probs.dim().0).map(|c| a.probs[[c, y, x]]).collect();
                     p.sort_by(|u, v| v.total_cmp(u));
-                    assert!(p[0] - p[1] <= 0.02, "frame {t} ({y}, {x}): bf16 moved a label float32 gives with a margin of {}", p[0] - p[1]);
+                    assert!(p[0] - p[1] <= margin, "frame {t} ({y}, {x}): bf16 moved a label float32 gives with a margin of {}", p[0] - p[1]);
                     differing += 1;
                 }
             }
         }
         let e = max_abs(&a.probs.iter().copied().collect::<Vec<_>>(), &b.probs.iter().copied().collect::<Vec<_>>());
-        eprintln!("frame {t}: bf16 vs fp32: {differing} of {} labels differ, probabilities within {e:.2e}", h * w);
-        assert!(differing as f64 <= 0.02 * (h * w) as f64, "frame {t}: {differing} labels differ");
-        assert!(e <= 0.02, "frame {t}: probabilities differ by {e}");
+        eprintln!("frame {t}: bf16 vs fp32 ({}): {differing} of {} labels differ, probabilities within {e:.2e}", memvos_model::cpu::bf16_products(), h * w);
+        assert!(differing as f64 <= share * (h * w) as f64, "frame {t}: {differing} labels differ");
+        assert!(e <= prob, "frame {t}: probabilities differ by {e}");
         changed |= t > 0 && e > 0.0;
     }
     assert_eq!(bf16[0].labels, first);
