@@ -3,8 +3,8 @@
 # (best of two each), 30 frames of 854x480, top-20, memory every 5th frame, 2 threads each, I/O
 # excluded; then peak resident memory of each with 3 objects, and a 32x64 frame with memvos (both
 # --winograd-from settings); then the README's method table: every method at 480p, 1 object, on
-# burn's ops, on memvos's CPU kernels and in PyTorch (interleaved, best of two, --frames frames
-# each, default 10), and each one's peak resident memory with 3 objects beside PyTorch's.
+# burn's ops, on memvos's CPU kernels (fp32 and bf16) and in PyTorch (interleaved, best of two,
+# --frames frames each, default 10), and each one's peak resident memory with 3 objects.
 #
 #   python3 -m venv .venv-bench && .venv-bench/bin/pip install torch numpy   # once (optional tooling)
 #   cargo build --release --example stage_times
@@ -22,16 +22,18 @@ fps_torch() { "$PY" benches/pytorch_reference.py --stream --objects "$1" --frame
 fps_memvos() { "$ST" --device cpu --objects "$1" --stream 30 --stream-only | tail -1 | awk -F'|' '{gsub(/ /, "", $9); print $9}'; }
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
 method_table() {
-  fps_st() { "$ST" --device cpu --method "$1" --cpu-kernels "$2" --objects "$3" --stream "$FRAMES" --stream-only | tail -1 | awk -F'|' '{gsub(/ /, "", $9); print $9}'; }
+  fps_st() { "$ST" --device cpu --method "$1" --cpu-kernels "$2" --objects "$3" --stream "$FRAMES" --stream-only ${4:+--precision $4} | tail -1 | awk -F'|' '{gsub(/ /, "", $9); print $9}'; }
   fps_py() { "$PY" benches/pytorch_reference.py --stream --method "$1" --objects "$2" --frames "$FRAMES" --threads 2 | sed -n 's/.*ms per frame, \([0-9.]*\) FPS/\1/p'; }
-  echo "| method | burn's ops | memvos's CPU kernels | PyTorch | × burn | × PyTorch | peak memory, 3 objects: memvos / PyTorch |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| method | burn's ops | memvos's CPU kernels | PyTorch | × burn | × PyTorch | memvos bf16 | bf16 × fp32 | peak memory, 3 objects: memvos / bf16 / PyTorch |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for m in ${METHODS:-stcn mivos qdmn gsfm imsfr}; do
-    b1=$(fps_st $m burn 1); c1=$(fps_st $m memvos 1); p1=$(fps_py $m 1); c2=$(fps_st $m memvos 1); p2=$(fps_py $m 1)
-    c=$(best "$c1" "$c2"); p=$(best "$p1" "$p2")
+    b1=$(fps_st $m burn 1); c1=$(fps_st $m memvos 1); h1=$(fps_st $m memvos 1 bf16); p1=$(fps_py $m 1)
+    c2=$(fps_st $m memvos 1); h2=$(fps_st $m memvos 1 bf16); p2=$(fps_py $m 1)
+    c=$(best "$c1" "$c2"); h=$(best "$h1" "$h2"); p=$(best "$p1" "$p2")
     rm_=$(( $(rss "$ST" --device cpu --method $m --objects 3 --stream "$FRAMES" --stream-only) / 1024 ))
+    rh=$(( $(rss "$ST" --device cpu --method $m --objects 3 --stream "$FRAMES" --stream-only --precision bf16) / 1024 ))
     rp=$(( $(rss "$PY" benches/pytorch_reference.py --stream --method $m --objects 3 --frames "$FRAMES" --threads 2) / 1024 ))
-    echo "| $m | $b1 FPS | $c FPS | $p FPS | $(python3 -c "print(f'{$c / $b1:.2f}')") | $(python3 -c "print(f'{$c / $p:.2f}')") | $rm_ / $rp MiB |"
+    echo "| $m | $b1 FPS | $c FPS | $p FPS | $(python3 -c "print(f'{$c / $b1:.2f}')") | $(python3 -c "print(f'{$c / $p:.2f}')") | $h FPS | $(python3 -c "print(f'{$h / $c:.2f}')") | $rm_ / $rh / $rp MiB |"
   done
 }
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }

@@ -19,7 +19,7 @@ use memvos::data::synth::{SynthConfig, generate_video};
 use memvos::device::DeviceChoice;
 use memvos::memory::{MemoryBank, ReadConfig, Selection, transfers};
 use memvos::model::aggregate::aggregate;
-use memvos::model::cpu::{CpuOptions, Precision, accelerate};
+use memvos::model::cpu::{CpuOptions, Precision, accelerate, conversions};
 use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, SharedNetwork};
 use memvos::runner::{CpuKernels, MethodChoice};
 use memvos::timing::median_seconds;
@@ -96,8 +96,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
     println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights{}, {} threads", args.cpu_kernels, args.precision, bf16_note(args.precision), memvos::runner::threads());
-    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS | host↔device copies per streamed frame |", args.memory);
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS | host↔device copies per streamed frame | CPU path's tensor↔NHWC conversions per streamed frame |", args.memory);
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
@@ -116,8 +116,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         let net = shared.as_ref();
         if args.stream_only {
-            let (per_frame, fps, copies) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
-            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} | {copies} |");
+            let (per_frame, fps, copies, outside) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
+            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} |");
             continue;
         }
         let normal = Distribution::Normal(0.0, 1.0);
@@ -139,22 +139,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let d = ms(&mut || net.decode(&query, readout.clone()));
         let a = ms(&mut || aggregate(masks.clone()));
         let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
-        let (per_frame, fps, copies) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN, String::new()) };
-        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} | {copies} |");
+        let (per_frame, fps, copies, outside) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN, String::new(), String::new()) };
+        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} |");
     }
     Ok(())
 }
 
 /// Streams a synthetic video of `frames` frames with `objects` objects through the
 /// inference core (DAVIS schedule); returns (ms per frame after the first, FPS, the copies
-/// between host and device memvos made per frame after the first).
-fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64, String), Box<dyn std::error::Error>> {
+/// between host and device memvos made per frame after the first, the CPU path's tensor ↔ NHWC
+/// conversions per frame).
+fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64, String, String), Box<dyn std::error::Error>> {
     let synth = SynthConfig { videos: 1, frames, height, width, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
     let video = generate_video(&synth, 0)?;
     let mut core = InferenceCore::new(net, PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
     core.step(&video.frames[0], Some(&video.masks[0]))?;
     let _ = device.sync();
     let before = transfers::counts();
+    let converted = conversions::counts();
     let start = Instant::now();
     for f in &video.frames[1..] {
         core.step(f, None)?;
@@ -164,5 +166,12 @@ fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (he
     let c = transfers::counts() - before;
     let n = (frames - 1).max(1) as f64;
     let copies = format!("{:.1} up ({:.0} KB), {:.1} down ({:.0} KB)", c.uploads as f64 / n, c.upload_bytes as f64 / n / 1e3, c.downloads as f64 / n, c.download_bytes as f64 / n / 1e3);
-    Ok((1e3 * per, 1.0 / per, copies))
+    let v = conversions::counts() - converted;
+    let outside = if v.count == 0 {
+        "none (burn's ops)".to_string()
+    } else {
+        let ms = v.nanos as f64 / 1e6 / n;
+        format!("{:.0} ({:.0} MB), {ms:.0} ms = {:.1} % of the frame", v.count as f64 / n, 4.0 * v.values as f64 / n / 1e6, 100.0 * ms / (1e3 * per))
+    };
+    Ok((1e3 * per, 1.0 / per, copies, outside))
 }

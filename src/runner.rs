@@ -144,8 +144,9 @@ pub struct ModelArgs {
     /// every built-in method) or burn's own ops. Other devices always run burn's.
     #[arg(long, value_enum, default_value = "memvos")]
     pub cpu_kernels: CpuKernels,
-    /// How memvos's CPU kernels store the weights: fp32, or bf16 (half the weight memory,
-    /// products still in fp32; memvos's CPU kernels only).
+    /// How memvos's CPU kernels store the weights: fp32, or bf16 (half the weight memory;
+    /// bfloat16 products on AMX or AVX-512 BF16 where the CPU has them, else widened to fp32;
+    /// memvos's CPU kernels only).
     #[arg(long, default_value = "fp32")]
     pub precision: Precision,
     /// Threads of the CPU kernels and of burn's CPU backend (default: one per core).

@@ -33,6 +33,9 @@ impl Nhwc {
     pub fn from_nchw(src: &[f32], n: usize, c: usize, h: usize, w: usize) -> Self {
         let hw = h * w;
         let mut data = vec![0.0f32; n * hw * c];
+        if data.is_empty() {
+            return Nhwc { n, h, w, c, data };
+        }
         data.par_chunks_mut(w * c).enumerate().for_each(|(row, out)| {
             let (b, y) = (row / h, row % h);
             let base = b * c * hw + y * w;
@@ -46,18 +49,27 @@ impl Nhwc {
         Nhwc { n, h, w, c, data }
     }
 
-    /// As an `[N, C, H, W]` buffer.
+    /// As an `[N, C, H, W]` buffer. Each task writes the planes of a block of 16 channels, so
+    /// every pixel's read is one 64-byte stretch (one pass over the map, not one per channel).
     pub fn to_nchw(&self) -> Vec<f32> {
+        const BLOCK: usize = 16;
         let (n, h, w, c) = (self.n, self.h, self.w, self.c);
         let hw = h * w;
         let mut out = vec![0.0f32; n * c * hw];
-        out.par_chunks_mut(hw).enumerate().for_each(|(plane, dst)| {
-            let (b, ch) = (plane / c, plane % c);
+        if hw == 0 || c == 0 {
+            return out;
+        }
+        for (b, image) in out.chunks_mut(c * hw).enumerate() {
             let src = &self.data[b * hw * c..(b + 1) * hw * c];
-            for (p, v) in dst.iter_mut().enumerate() {
-                *v = src[p * c + ch];
-            }
-        });
+            image.par_chunks_mut(BLOCK * hw).enumerate().for_each(|(blk, dst)| {
+                let (c0, cb) = (blk * BLOCK, dst.len() / hw);
+                for p in 0..hw {
+                    for (j, &v) in src[p * c + c0..p * c + c0 + cb].iter().enumerate() {
+                        dst[j * hw + p] = v;
+                    }
+                }
+            });
+        }
         out
     }
 
@@ -122,5 +134,27 @@ impl Nhwc {
     /// `max(x, 0)` in place.
     pub fn relu(&mut self) {
         self.data.par_chunks_mut(4096).for_each(|a| a.iter_mut().for_each(|x| *x = x.max(0.0)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_convert_both_ways_by_the_definition() {
+        // Channel counts below, at and across the 16-channel blocks; batches; empty maps.
+        for (n, c, h, w) in [(1, 1, 1, 1), (2, 3, 4, 5), (1, 16, 3, 7), (3, 37, 5, 2), (1, 0, 2, 2), (2, 5, 0, 3)] {
+            let src: Vec<f32> = (0..n * c * h * w).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let x = Nhwc::from_nchw(&src, n, c, h, w);
+            for b in 0..n {
+                for ch in 0..c {
+                    for p in 0..h * w {
+                        assert_eq!(x.data[(b * h * w + p) * c + ch], src[(b * c + ch) * h * w + p], "{n}×{c}×{h}×{w}");
+                    }
+                }
+            }
+            assert_eq!(x.to_nchw(), src, "{n}×{c}×{h}×{w} round trip");
+        }
     }
 }

@@ -141,15 +141,63 @@ fn floats<const D: usize>(t: Tensor<D>, name: &str) -> Result<Vec<f32>, CpuError
 
 /// A `[N, C, H, W]` tensor as an NHWC map.
 pub fn to_nhwc(t: Tensor<4>) -> Nhwc {
+    let start = std::time::Instant::now();
     let [n, c, h, w] = t.dims();
     // The networks' activations are float32 on the CPU backend, which this path requires.
     let v = floats(t, "activation").expect("float activations on the CPU backend");
-    Nhwc::from_nchw(&v, n, c, h, w)
+    let x = Nhwc::from_nchw(&v, n, c, h, w);
+    conversions::record(x.data.len(), start);
+    x
 }
 
 /// An NHWC map as a `[N, C, H, W]` tensor on `device`.
 pub fn to_tensor(x: &Nhwc, device: &Device) -> Tensor<4> {
-    Tensor::from_data(TensorData::new(x.to_nchw(), [x.n, x.c, x.h, x.w]), device)
+    let start = std::time::Instant::now();
+    let t = Tensor::from_data(TensorData::new(x.to_nchw(), [x.n, x.c, x.h, x.w]), device);
+    conversions::record(x.data.len(), start);
+    t
+}
+
+/// What the CPU path spends outside its kernels: the conversions between burn's `[N, C, H, W]`
+/// tensors and its NHWC maps at the [`MemoryNetwork`] boundary (each a copy with a transpose
+/// into a new buffer). `stage_times` reports them per streamed frame.
+pub mod conversions {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::time::Instant;
+
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static VALUES: AtomicU64 = AtomicU64::new(0);
+    static NANOS: AtomicU64 = AtomicU64::new(0);
+
+    /// Conversions since the process started (or the difference of two [`counts`]).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Conversions {
+        /// Tensors converted (either way).
+        pub count: u64,
+        /// Their float32 values.
+        pub values: u64,
+        /// Wall time spent in them, nanoseconds.
+        pub nanos: u64,
+    }
+
+    impl std::ops::Sub for Conversions {
+        type Output = Conversions;
+
+        fn sub(self, o: Conversions) -> Conversions {
+            Conversions { count: self.count - o.count, values: self.values - o.values, nanos: self.nanos - o.nanos }
+        }
+    }
+
+    /// The totals so far.
+    pub fn counts() -> Conversions {
+        Conversions { count: COUNT.load(Relaxed), values: VALUES.load(Relaxed), nanos: NANOS.load(Relaxed) }
+    }
+
+    pub(super) fn record(values: usize, start: Instant) {
+        COUNT.fetch_add(1, Relaxed);
+        VALUES.fetch_add(values as u64, Relaxed);
+        NANOS.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,6 +727,9 @@ fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary:
     if b != 1 || top == 0 {
         return Ok(None);
     }
+    // The bank's entries joined and copied out of burn's tensors, and the query key: counted as
+    // conversions (what item 2 of the CPU-speed work would keep on the CPU side).
+    let start = std::time::Instant::now();
     let (keys, values) = bank.contents(Some(positions), temporary, slot)?;
     let ([groups, kc, n], [objects, cv, vn]) = (keys.dims(), values.dims());
     if kc != ck || vn != n || (groups != 1 && groups != objects) {
@@ -687,6 +738,7 @@ fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary:
     let (Ok(keys), Ok(values), Ok(q)) = (floats(keys, "memory keys"), floats(values, "memory values"), floats(query.k16.clone(), "query key")) else {
         return Ok(None);
     };
+    conversions::record(keys.len() + values.len() + q.len(), start);
     let affinity = match bank.config().similarity {
         Similarity::L2 => Affinity::L2,
         Similarity::Dot => Affinity::Dot,
@@ -709,7 +761,13 @@ fn read_topk(query: &Query, bank: &MemoryBank, positions: &[usize], device: &Dev
     let cfg = bank.config();
     let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
     let [_, _, h, w] = query.k16.dims();
-    Ok(read_on_cpu(query, bank, positions, true, ValueSlot::Value, top)?.map(|(out, objects, cv)| Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), device)))
+    Ok(read_on_cpu(query, bank, positions, true, ValueSlot::Value, top)?.map(|(out, objects, cv)| {
+        let start = std::time::Instant::now();
+        let len = out.len();
+        let t = Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), device);
+        conversions::record(len, start);
+        t
+    }))
 }
 
 /// The memory read on the CPU path where it covers the bank's read, else `net`'s.
