@@ -11,8 +11,8 @@
 //!   independent matrix products per block of tiles; 1×1 convolutions as one matrix product;
 //!   other shapes (7×7 stride 2, strided or dilated 3×3) by im2col in blocks;
 //! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory; products by
-//!   AMX's `tdpbf16ps` or AVX-512 BF16's `vdpbf16ps` where the CPU has them, else widened to float32 block by block just
-//!   before each product);
+//!   AMX's `tdpbf16ps` or AVX-512 BF16's `vdpbf16ps` where the CPU has them, else widened to
+//!   float32 block by block just before each product);
 //! - separable bilinear resizing with PyTorch's `align_corners = False`, and max pooling;
 //! - 2-D discrete Fourier transforms of any size by rustfft, two real channels per complex
 //!   transform (GSFM's spectral modules);
