@@ -69,9 +69,23 @@ impl Kernel {
     }
 }
 
+/// Set to `off` in the environment, [`ARITHMETIC_VAR`] keeps bfloat16 weights on the widening
+/// path on any CPU (activations float32: the same results on every machine).
+pub const ARITHMETIC_VAR: &str = "MEMVOS_BF16_ARITHMETIC";
+
+/// Whether [`ARITHMETIC_VAR`] turns the bfloat16 arithmetic off (read once).
+pub(crate) fn turned_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var(ARITHMETIC_VAR).is_ok_and(|v| v.eq_ignore_ascii_case("off")))
+}
+
 /// The kernel this CPU runs, detected once: AMX when the CPU has AMX-BF16 and AVX-512 BF16 and
-/// Linux grants the tile state, else AVX-512 BF16 when present, else none.
+/// Linux grants the tile state, else AVX-512 BF16 when present, else none (also when
+/// [`ARITHMETIC_VAR`] is `off`).
 pub(crate) fn kernel() -> Option<Kernel> {
+    if turned_off() {
+        return None;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         static KERNEL: std::sync::OnceLock<Option<Kernel>> = std::sync::OnceLock::new();
@@ -413,7 +427,7 @@ mod tests {
             let mut dst = vec![7.0; 4];
             assert!(!matmul(2, 2, 3, &mut dst, &[0.0; 6], &pack_pairs(&[0; 6], 3, 2)), "no bfloat16 arithmetic: the caller widens");
             assert_eq!(dst, vec![7.0; 4], "nothing written without a kernel");
-            eprintln!("no AVX-512 BF16 or AMX on this CPU: only the fallback's contract is checked here");
+            eprintln!("no AVX-512 BF16 or AMX on this CPU (or {ARITHMETIC_VAR}=off): only the fallback's contract is checked here");
             return;
         }
         let shapes = [(1, 1, 1), (9, 17, 3), (8, 32, 64), (130, 70, 33), (257, 16, 65), (3, 100, 256), (20, 33, 2), (5, 7, 0), (47, 48, 97), (160, 64, 288)];

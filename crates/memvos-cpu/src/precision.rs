@@ -229,6 +229,7 @@ pub fn bf16_products() -> &'static str {
     match crate::bf16::kernel() {
         Some(crate::bf16::Kernel::Amx) => "AMX-BF16 (tdpbf16ps): bfloat16 weights and activations, float32 sums",
         Some(crate::bf16::Kernel::Avx512) => "AVX-512 BF16 (vdpbf16ps): bfloat16 weights and activations, float32 sums",
+        None if crate::bf16::turned_off() => "float32 (MEMVOS_BF16_ARITHMETIC=off): bfloat16 weights widened, float32 activations",
         None => "float32 (no AVX-512 BF16 or AMX on this CPU): bfloat16 weights widened, float32 activations",
     }
 }
