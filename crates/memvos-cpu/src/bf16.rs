@@ -45,6 +45,11 @@ pub(crate) fn pack_pairs(rows: &[u16], k: usize, n: usize) -> Vec<u16> {
     out
 }
 
+/// Elements one row of pairs of a paired `· × n` matrix takes (two rows of the matrix).
+pub(crate) fn paired_stride(n: usize) -> usize {
+    padded_cols(n) * 2
+}
+
 /// Element `(r, j)` of a paired `· × n` matrix.
 #[inline]
 pub(crate) fn paired_at(pairs: &[u16], n: usize, r: usize, j: usize) -> u16 {

@@ -39,7 +39,7 @@ pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN
 pub use memory::{Affinity, TopKRead};
 pub use nhwc::Nhwc;
 pub use bf16::ARITHMETIC_VAR as BF16_ARITHMETIC_VAR;
-pub use precision::{Precision, bf16_hardware, bf16_products, from_bf16, to_bf16};
+pub use precision::{Precision, bf16_arithmetic, bf16_hardware, bf16_products, from_bf16, to_bf16};
 pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};
 pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 

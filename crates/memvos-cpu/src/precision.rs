@@ -188,8 +188,8 @@ const WIDEN_VALUES: usize = 1 << 16;
 
 /// `dst = lhs · rhs` (`m × k` by `k × n`, row-major, contiguous), single-threaded, with `rhs` in
 /// either precision. A bfloat16 `rhs` runs [`crate::bf16`]'s kernels where the CPU has AMX or
-/// AVX-512 BF16 (activations rounded to bfloat16 too); elsewhere it is widened a block of rows at a time
-/// and the blocks' products accumulated in float32 (activations stay float32).
+/// AVX-512 BF16 (activations rounded to bfloat16 too); elsewhere it is widened a block of rows at
+/// a time and the blocks' products accumulated in float32 (activations stay float32).
 pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: WeightsRef<'_>) {
     match rhs {
         WeightsRef::Fp32(r) => crate::matmul(m, n, k, dst, lhs, r),
@@ -202,7 +202,8 @@ pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32
     }
 }
 
-/// [`matmul_w`]'s path without bfloat16 arithmetic: the paired `rhs` widened to float32.
+/// [`matmul_w`]'s path without bfloat16 arithmetic: the paired `rhs` widened to float32 a block
+/// of rows at a time.
 pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], r: &[u16]) {
     assert!(r.len() >= crate::bf16::paired_len(k, n), "matmul operands");
     if m == 0 || n == 0 || k == 0 {
@@ -211,17 +212,30 @@ pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs:
     }
     // Whole pairs of rows per block.
     let rows = ((WIDEN_VALUES / n) & !1).clamp(2, k.div_ceil(2) * 2);
+    let stride = crate::bf16::paired_stride(n);
     WIDENED.with(|cell| {
         let mut buf = cell.borrow_mut();
         buf.resize(rows * n, 0.0);
         for k0 in (0..k).step_by(rows) {
             let kb = rows.min(k - k0);
-            for (i, o) in buf[..kb * n].iter_mut().enumerate() {
-                *o = from_bf16(crate::bf16::paired_at(r, n, k0 + i / n, i % n));
+            // k0 is even: each stored row of pairs widens into two rows of the block.
+            for (t, pair_row) in r[k0 * stride / 2..].chunks(stride).take(kb.div_ceil(2)).enumerate() {
+                for (j, pair) in pair_row[..2 * n].chunks_exact(2).enumerate() {
+                    buf[2 * t * n + j] = from_bf16(pair[0]);
+                    if 2 * t + 1 < kb {
+                        buf[(2 * t + 1) * n + j] = from_bf16(pair[1]);
+                    }
+                }
             }
             crate::matmul_cols(m, n, kb, dst, &lhs[k0..], k, &buf[..kb * n], k0 > 0);
         }
     });
+}
+
+/// Whether `--precision bf16` multiplies in bfloat16 here (AMX or AVX-512 BF16, not turned off);
+/// otherwise it widens the weights to float32.
+pub fn bf16_arithmetic() -> bool {
+    crate::bf16::kernel().is_some()
 }
 
 /// What `--precision bf16` multiplies with on this CPU.

@@ -87,9 +87,10 @@ pub(crate) fn pack(weight: &[f32], cin: usize, cout: usize, v: Winograd) -> Vec<
     let mut u = vec![0.0f32; a * a * cin * cout];
     for co in 0..cout {
         for ci in 0..cin {
-            let g: Vec<f64> = (0..9).map(|i| weight[(co * cin + ci) * 9 + i] as f64).collect();
-            // t = G g (α × 3), then u = t Gᵀ (α × α).
-            let mut t = vec![0.0f64; a * 3];
+            let g: [f64; 9] = std::array::from_fn(|i| weight[(co * cin + ci) * 9 + i] as f64);
+            // t = G g (α × 3, α ≤ 6), then u = t Gᵀ (α × α); on the stack (no allocation per
+            // filter: a 512 × 512 convolution has 262,144 of them).
+            let mut t = [0.0f64; 18];
             for i in 0..a {
                 for j in 0..3 {
                     t[i * 3 + j] = (0..3).map(|k| mt.g[i * 3 + k] * g[k * 3 + j]).sum();

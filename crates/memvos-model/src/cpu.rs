@@ -22,7 +22,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
-pub use memvos_cpu::{WINOGRAD_MIN_PIXELS, bf16_products};
+pub use memvos_cpu::{WINOGRAD_MIN_PIXELS, bf16_arithmetic, bf16_products};
 use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, dft2, idft2_real, max_pool_3x3_s2};
 pub use memvos_cpu::Precision;
 use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
@@ -546,6 +546,15 @@ fn decoder_inputs(query: &Query, readout: Tensor<4>) -> (Nhwc, Nhwc, Nhwc) {
     (x, to_nhwc(query.features.f8.clone()), to_nhwc(query.features.f4.clone()))
 }
 
+/// `net`'s own decode for a batch of queries (the CPU path takes one frame at a time), else
+/// `cpu`'s: the one guard every CPU network's `decode` shares.
+fn decode_one(net: &dyn MemoryNetwork, query: &Query, readout: Tensor<4>, cpu: impl FnOnce(&Query, Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+    if query.v16.dims()[0] != 1 {
+        return net.decode(query, readout);
+    }
+    cpu(query, readout)
+}
+
 /// A trunk and its key/value heads (one convolution, the key's `key_dim` channels first) on one
 /// frame `[1, 3, H, W]`: the query of the methods' figure. `gate` may give the heads another
 /// input than the trunk's `f16` (QDMN's gated features); the query keeps the trunk's.
@@ -797,10 +806,7 @@ impl MemoryNetwork for CpuStcn {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        if query.v16.dims()[0] != 1 {
-            return MemoryNetwork::decode(&self.net, query, readout);
-        }
-        self.decoder.decode(query, readout, None, &self.device)
+        decode_one(&self.net, query, readout, |q, r| self.decoder.decode(q, r, None, &self.device))
     }
 }
 
@@ -881,10 +887,7 @@ impl MemoryNetwork for CpuMivos {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        if query.v16.dims()[0] != 1 {
-            return MemoryNetwork::decode(&self.net, query, readout);
-        }
-        self.core.decoder.decode(query, readout, None, &self.device)
+        decode_one(&self.net, query, readout, |q, r| self.core.decoder.decode(q, r, None, &self.device))
     }
 }
 
@@ -1041,10 +1044,7 @@ impl MemoryNetwork for CpuQdmn {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        if query.v16.dims()[0] != 1 {
-            return MemoryNetwork::decode(&self.net, query, readout);
-        }
-        self.core.decoder.decode(query, readout, Some(&self.aspp), &self.device)
+        decode_one(&self.net, query, readout, |q, r| self.core.decoder.decode(q, r, Some(&self.aspp), &self.device))
     }
 }
 
@@ -1174,10 +1174,7 @@ impl MemoryNetwork for CpuImsfr {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        if query.v16.dims()[0] != 1 {
-            return MemoryNetwork::decode(&self.net, query, readout);
-        }
-        self.decoder.decode(query, readout, None, &self.device)
+        decode_one(&self.net, query, readout, |q, r| self.decoder.decode(q, r, None, &self.device))
     }
 }
 
@@ -1323,10 +1320,9 @@ impl MemoryNetwork for CpuGsfm {
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
-        if query.v16.dims()[0] != 1 {
-            return MemoryNetwork::decode(&self.net, query, readout);
-        }
-        let (x, f8, f4) = decoder_inputs(query, readout);
-        to_tensor(&self.decoder.forward(&x, &f8, &f4), &self.device)
+        decode_one(&self.net, query, readout, |q, r| {
+            let (x, f8, f4) = decoder_inputs(q, r);
+            to_tensor(&self.decoder.forward(&x, &f8, &f4), &self.device)
+        })
     }
 }

@@ -187,7 +187,7 @@ fn stcn_cpu_path_in_bf16_keeps_the_label_maps() {
         frames.iter().enumerate().map(|(t, f)| prop.step(f, (t == 0).then_some(&first)).unwrap().unwrap()).collect::<Vec<_>>()
     };
     let (fp32, bf16) = (run(Precision::Fp32), run(Precision::Bf16));
-    let arithmetic = !memvos_model::cpu::bf16_products().starts_with("float32");
+    let arithmetic = memvos_model::cpu::bf16_arithmetic();
     let (margin, share, prob) = if arithmetic { (0.06, 0.08, 0.03) } else { (0.02, 0.02, 0.02) };
     let mut changed = false;
     for (t, (a, b)) in fp32.iter().zip(&bf16).enumerate() {
