@@ -143,24 +143,27 @@ fn split_linear(layer: Linear, device: &Device) -> Vec<Linear> {
         .map(|start| {
             let n = FC1_BLOCK.min(inputs - start);
             let mut block = LinearConfig::new(n, outputs).with_bias(start == 0).init(device);
-            block.weight = burn::module::Param::from_tensor(weight.clone().narrow(0, start, n).to_device(device));
+            // Detached: each block is a parameter of its own (a leaf when training).
+            block.weight = burn::module::Param::from_tensor(weight.clone().narrow(0, start, n).to_device(device).detach());
             if let (Some(b), Some(bias)) = (block.bias.as_mut(), layer.bias.as_ref()) {
-                *b = burn::module::Param::from_tensor(bias.val().to_device(device));
+                *b = burn::module::Param::from_tensor(bias.val().to_device(device).detach());
             }
             block
         })
         .collect()
 }
 
-/// The blocks of [`split_linear`] joined back into one layer on the CPU (for saving).
+/// The blocks of [`split_linear`] joined back into one layer on the CPU (for saving), by their
+/// values (a training run's blocks live on an autodiff device; the joined layer does not).
 fn join_linear(blocks: &[Linear]) -> Linear {
     let cpu = Device::flex();
-    let weights: Vec<Tensor<2>> = blocks.iter().map(|b| b.weight.val().to_device(&cpu)).collect();
+    let host = |t: Tensor<2>| Tensor::<2>::from_data(t.into_data(), &cpu);
+    let weights: Vec<Tensor<2>> = blocks.iter().map(|b| host(b.weight.val())).collect();
     let [_, outputs] = weights[0].dims();
     let inputs = weights.iter().map(|w| w.dims()[0]).sum();
     let mut layer = LinearConfig::new(inputs, outputs).init(&cpu);
     layer.weight = burn::module::Param::from_tensor(Tensor::cat(weights, 0));
-    layer.bias = blocks[0].bias.as_ref().map(|b| burn::module::Param::from_tensor(b.val().to_device(&cpu)));
+    layer.bias = blocks[0].bias.as_ref().map(|b| burn::module::Param::from_tensor(Tensor::<1>::from_data(b.val().into_data(), &cpu)));
     layer
 }
 
@@ -193,6 +196,16 @@ impl Score {
         }
         if whole {
             self.fc1_blocks.clear();
+        }
+        self
+    }
+
+    /// This head with its first linear layer in blocks on `device`, whatever the device: the
+    /// layout memvos-train keeps on every device, so that a run's checkpoints and optimiser
+    /// state (keyed by parameter) resume on any device, wgpu included.
+    pub fn split(mut self, device: &Device) -> Self {
+        if let Some(fc1) = self.fc1.take() {
+            self.fc1_blocks = split_linear(fc1, device);
         }
         self
     }

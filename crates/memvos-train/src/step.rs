@@ -34,6 +34,19 @@ pub trait Trainable: MemoryNetwork + Module + Clone + Send + 'static {
     fn quality(&self, _frame: Tensor<4>, _masks: Tensor<4>) -> Option<Tensor<2>> {
         None
     }
+
+    /// This network as the trainer keeps it on every device: the same parameters (and so the
+    /// same checkpoints and optimiser state) wherever a run trains or resumes. QDMN's quality
+    /// head holds its first linear layer in blocks ([`memvos_model::qdmn::Score::split`]), as
+    /// wgpu needs; the others are unchanged.
+    fn training_layout(self) -> Self {
+        self
+    }
+
+    /// This network as exported weights hold it: the published layout (QDMN's layer whole).
+    fn published_layout(&self) -> Self {
+        self.clone()
+    }
 }
 
 impl Trainable for Stcn {
@@ -72,6 +85,18 @@ impl Trainable for Qdmn {
 
     fn quality(&self, frame: Tensor<4>, masks: Tensor<4>) -> Option<Tensor<2>> {
         Some(self.score.forward(memvos_model::mivos::memory_features(&self.mask_rgb_encoder, frame, masks)))
+    }
+
+    fn training_layout(mut self) -> Self {
+        let device = self.score.fc2.weight.val().device();
+        self.score = self.score.split(&device);
+        self
+    }
+
+    fn published_layout(&self) -> Self {
+        let mut q = self.clone();
+        q.score = q.score.joined();
+        q
     }
 }
 

@@ -311,9 +311,6 @@ pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) 
     let entries = Arc::new(Entries::open(recipe, &opts.data)?);
     let devices: Vec<Device> = if opts.devices.is_empty() { vec![Device::flex()] } else { opts.devices.clone() };
     let devices: Vec<Device> = devices.into_iter().map(|d| if d.is_autodiff() { d } else { d.autodiff() }).collect();
-    if recipe.method == memvos_model::Method::Qdmn && devices.iter().any(memvos_model::is_wgpu) {
-        return Err(TrainError::Recipe("QDMN cannot be trained on wgpu yet: its quality head's first layer (144 MiB) is over wgpu's 128 MiB buffer limit, and memvos splits it for inference only; train QDMN on cpu or cuda".into()));
-    }
     if devices.len() > recipe.batch_size {
         return Err(TrainError::Recipe(format!("batch_size {} is smaller than the {} devices", recipe.batch_size, devices.len())));
     }
@@ -329,7 +326,12 @@ pub fn train(recipe: &Recipe, opts: &TrainOptions, observer: &mut dyn Observer) 
     let net = AnyNetwork::new(recipe.method, recipe.network_json().as_deref(), &draw_on).map_err(|e| TrainError::Recipe(format!("network: {e}")))?;
     macro_rules! go {
         ($n:expr) => {{
-            let n = materialize($n)?;
+            let mut n = materialize($n)?;
+            if let Some(init) = &opts.init {
+                n = crate::init::load_initial(n, init, recipe.method)?;
+            }
+            // The published layout is loaded, then the trainer's (QDMN's split head), then moved.
+            let n = n.training_layout();
             let n = if devices[0] == draw_on { n } else { n.fork(&devices[0]) };
             drop(guard);
             run(n, recipe, opts, previous, changes, entries, &devices, observer)
@@ -386,9 +388,6 @@ fn run<M: Trainable>(
     observer: &mut dyn Observer,
 ) -> Result<TrainReport, TrainError> {
     let mut net = net;
-    if let Some(init) = &opts.init {
-        net = crate::init::load_initial(net, init, recipe.method)?;
-    }
     if recipe.freeze_bn {
         // BatchNorm in inference mode (running statistics frozen), every weight trained.
         net = net.freeze().set_require_grad(true);
@@ -494,14 +493,14 @@ fn run<M: Trainable>(
 
 /// Writes the network's weights with the published names and memvos's metadata (method,
 /// network configuration, how far it was trained), loadable by every runner.
-fn export<M: Module>(net: &M, recipe: &Recipe, iteration: usize, path: &Path) -> Result<PathBuf, TrainError> {
+fn export<M: Trainable>(net: &M, recipe: &Recipe, iteration: usize, path: &Path) -> Result<PathBuf, TrainError> {
     let (_, inverse) = AnyNetwork::renames(recipe.method);
     let mut meta = vec![(weights::METHOD_KEY, recipe.method.id().to_string())];
     if let Some(cfg) = recipe.network_json() {
         meta.push((weights::CONFIG_KEY, cfg));
     }
     meta.push(("memvos.trained", format!("{} stage {}, {} of {} iterations", recipe.method, recipe.stage, iteration + 1, recipe.iterations)));
-    weights::save_safetensors(net, path, &inverse, &meta)?;
+    weights::save_safetensors(&net.published_layout(), path, &inverse, &meta)?;
     Ok(path.to_path_buf())
 }
 
@@ -525,7 +524,7 @@ fn check_optimiser_ids<M: Module>(bytes: &[u8], net: &M, path: &Path) -> Result<
 
 
 #[allow(clippy::too_many_arguments)]
-fn save_checkpoint<M: Module>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], earlier: &[RecipeChange], out: &Path) -> Result<(), TrainError> {
+fn save_checkpoint<M: Trainable>(net: &M, optim: &ModuleOptimizer, recipe: &Recipe, iteration: usize, history: &[IterationStats], earlier: &[RecipeChange], out: &Path) -> Result<(), TrainError> {
     let (mp, op) = checkpoint_files(out, iteration);
     let model = net.clone().into_record().into_bytes().map_err(|e| ckpt_err(&mp, e))?;
     write_atomic(&mp, &model)?;

@@ -403,3 +403,63 @@ fn a_stopped_run_on_wgpu_resumes_to_the_same_weights_bit_for_bit() {
     let differing: Vec<&String> = wa.iter().zip(&wb).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
     assert!(differing.is_empty(), "{} tensors differ from the uninterrupted run's, e.g. {:?}", differing.len(), &differing[..differing.len().min(5)]);
 }
+
+/// A tiny QDMN (ResNet-18 trunks of width 8; its quality head is the published one, with the
+/// 36,864 → 1,024 layer that is over wgpu's 128 MiB buffer limit), two iterations.
+#[cfg(feature = "wgpu")]
+fn tiny_qdmn() -> Recipe {
+    let toml = TINY
+        .replace(r#"method = "stcn""#, r#"method = "qdmn""#)
+        .replace(
+            r#"network = { key_encoder = { depth = "R18", in_channels = 3, conv_bias = false, width = 8 }, value_encoder = { depth = "R18", in_channels = 5, conv_bias = true, width = 8 }, key_dim = 8, value_dim = 16, decoder = [16, 8] }"#,
+            r#"network = { memory_encoder = { depth = "R18", in_channels = 5, conv_bias = true, width = 8 }, query_encoder = { depth = "R18", in_channels = 3, conv_bias = true, width = 8 }, key_dim = 8, value_dim = 16, decoder = [16, 8] }
+quality_weight = 1.0"#,
+        );
+    assert!(toml.contains("qdmn") && toml.contains("memory_encoder"), "TINY changed: update tiny_qdmn");
+    recipe::parse(&toml, false, "tiny-qdmn", &["iterations=2".into(), "checkpoint_every=1".into(), "batch_size=1".into(), "objects=1".into()]).unwrap()
+}
+
+/// QDMN trains on wgpu: its quality head's large layer is kept in blocks by the trainer on every
+/// device, so a run stopped on wgpu resumes there bit for bit, resumes on the CPU too (the same
+/// parameters and optimiser state) with the loss wgpu computes for that iteration (within the
+/// STCN step's tolerance), and its exported weights hold the layer whole under its published name.
+#[cfg(feature = "wgpu")]
+#[test]
+fn qdmn_trains_on_wgpu_and_its_checkpoints_resume_on_either_device() {
+    let Some(gpu) = wgpu_device() else { return };
+    let r = tiny_qdmn();
+    let on = |device: &burn::tensor::Device, out: &Path| TrainOptions { devices: vec![device.clone()], ..opts(out) };
+    let silent = || memvos_train::trainer::Silent;
+    let whole = tempfile::tempdir().unwrap();
+    let a = train(&r, &on(&gpu, whole.path()), &mut silent()).unwrap();
+    let stopped = tempfile::tempdir().unwrap();
+    let s = train(&r, &TrainOptions { stop_after: Some(0), ..on(&gpu, stopped.path()) }, &mut silent()).unwrap();
+    assert_eq!(s.ran, 1);
+    let moved = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(stopped.path()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), moved.path().join(e.file_name())).unwrap();
+    }
+    let b = train(&r, &TrainOptions { resume: true, ..on(&gpu, stopped.path()) }, &mut silent()).unwrap();
+    let losses = |h: &[memvos_train::IterationStats]| h.iter().map(|s| s.loss).collect::<Vec<_>>();
+    assert_eq!(b.ran, 1);
+    assert_eq!(losses(&a.history), losses(&b.history), "loss histories");
+    let (wa, wb) = (tensors(a.weights.as_ref().unwrap()), tensors(b.weights.as_ref().unwrap()));
+    let differing: Vec<&String> = wa.iter().zip(&wb).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
+    assert!(differing.is_empty(), "{} tensors differ from the uninterrupted run's, e.g. {:?}", differing.len(), &differing[..differing.len().min(5)]);
+
+    let c = train(&r, &TrainOptions { resume: true, ..on(&burn::tensor::Device::flex(), moved.path()) }, &mut silent()).unwrap();
+    assert_eq!((c.ran, c.last), (1, Some(1)), "the wgpu checkpoint resumed on the CPU");
+    // Iteration 1 from the same weights and batch, on the CPU and on wgpu: the same loss.
+    let (l_cpu, l_gpu) = (c.history[1].loss, a.history[1].loss);
+    let secs = |h: &[memvos_train::IterationStats]| h.iter().map(|s| format!("{:.1}", s.seconds)).collect::<Vec<_>>().join(", ");
+    eprintln!("QDMN iteration 1 loss: CPU {l_cpu:.7}, wgpu {l_gpu:.7}; steps: wgpu {} s, CPU {} s", secs(&a.history), secs(&c.history[1..]));
+    assert!((l_cpu - l_gpu).abs() <= WGPU_LOSS_RTOL * l_cpu.abs(), "loss {l_cpu} on the CPU, {l_gpu} on wgpu");
+
+    let bytes = std::fs::read(a.weights.as_ref().unwrap()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("score.fc1.weight").unwrap().shape(), &[1024, 36864]);
+    assert!(st.names().iter().all(|n| !n.contains("fc1_blocks")), "the export holds the blocks");
+    let net = memvos_model::load_network(a.weights.as_ref().unwrap(), None, &gpu).unwrap();
+    assert_eq!(net.method(), memvos_model::Method::Qdmn);
+}
