@@ -157,7 +157,7 @@ pub struct ModelArgs {
 /// `--cpu-kernels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuKernels {
-    /// memvos's CPU path with Winograd F(4×4, 3×3).
+    /// memvos's CPU path with Winograd F(4×4, 3×3) (F(2×2) for convolutions of ≥ 512×512 channels).
     Memvos,
     /// memvos's CPU path with Winograd F(2×2, 3×3) (smaller rounding error).
     MemvosF2,
