@@ -975,33 +975,48 @@ fn linear_conv(l: &Linear, name: &str, opts: CpuOptions) -> Result<PackedConv, C
 /// flattened channel-major, two linear layers, ReLU after each.
 struct CpuScore {
     convs: [PackedConv; 4],
-    fc1: PackedConv,
+    /// The first linear layer (36,864 → 1,024) packed in bfloat16; `None` in float32, where
+    /// burn's own layer in `head` runs it (the same float32 weights: a packed copy would add
+    /// 144 MB for a product that runs once per memorised frame and object).
+    fc1: Option<PackedConv>,
+    /// The burn head (a cheap clone sharing its weights).
+    head: Score,
     fc2: PackedConv,
 }
 
 impl CpuScore {
     fn new(s: &Score, opts: CpuOptions) -> Result<Self, CpuError> {
-        let joined;
-        let s = if s.fc1.is_some() {
-            s
-        } else {
-            joined = s.joined();
-            &joined
+        let fc1 = match opts.precision {
+            Precision::Fp32 => None,
+            Precision::Bf16 => {
+                let joined = if s.fc1.is_some() { s.clone() } else { s.joined() };
+                Some(linear_conv(joined.fc1.as_ref().expect("a joined head has its first layer whole"), "score.fc1", opts)?)
+            }
         };
-        let fc1 = s.fc1.as_ref().expect("a joined head has its first layer whole");
         Ok(CpuScore {
             convs: [pack(&s.conv1, None, "score.conv1", opts)?, pack(&s.conv2, None, "score.conv2", opts)?, pack(&s.conv3, None, "score.conv3", opts)?, pack(&s.conv4, None, "score.conv4", opts)?],
-            fc1: linear_conv(fc1, "score.fc1", opts)?,
+            fc1,
+            head: s.clone(),
             fc2: linear_conv(&s.fc2, "score.fc2", opts)?,
         })
     }
 
     /// One score per row of `f16`.
-    fn forward(&self, f16: &Nhwc) -> Vec<f32> {
+    fn forward(&self, f16: &Nhwc, device: &Device) -> Vec<f32> {
         let relu = Fuse { relu: true, ..Fuse::default() };
         let x = self.convs.iter().fold(bilinear(f16, SCORE_INPUT, SCORE_INPUT), |x, c| c.forward(&x, relu));
-        let flat = Nhwc::from_nchw(&x.to_nchw(), x.n, x.c * x.h * x.w, 1, 1);
-        self.fc2.forward(&self.fc1.forward(&flat, relu), relu).data
+        let (k, inputs) = (x.n, x.c * x.h * x.w);
+        let flat = Nhwc::from_nchw(&x.to_nchw(), k, inputs, 1, 1);
+        let hidden = match &self.fc1 {
+            Some(fc1) => fc1.forward(&flat, relu),
+            None => {
+                let y = self.head.fc1_forward(Tensor::<2>::from_data(TensorData::new(flat.data, [k, inputs]), device));
+                let y = floats(burn::tensor::activation::relu(y), "score.fc1").expect("float32 on the CPU backend");
+                let outputs = y.len() / k.max(1);
+                Nhwc::from_nchw(&y, k, outputs, 1, 1)
+            }
+        };
+        self.fc2.forward(&hidden, relu).data
     }
 }
 
@@ -1057,7 +1072,7 @@ impl MemoryNetwork for CpuQdmn {
             return self.net.encode_memory(frame, query, masks, next);
         }
         let (f16, encoding) = self.core.encode_memory(frame, masks, &self.device);
-        MemoryEncoding { quality: Some(self.score.forward(&f16)), ..encoding }
+        MemoryEncoding { quality: Some(self.score.forward(&f16, &self.device)), ..encoding }
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {

@@ -220,7 +220,8 @@ impl Score {
         s
     }
 
-    fn fc1_forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// The first linear layer (before its ReLU), whole or in blocks.
+    pub fn fc1_forward(&self, x: Tensor<2>) -> Tensor<2> {
         match &self.fc1 {
             Some(fc1) => fc1.forward(x),
             None => {
