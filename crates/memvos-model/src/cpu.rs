@@ -988,10 +988,7 @@ impl CpuScore {
     fn new(s: &Score, opts: CpuOptions) -> Result<Self, CpuError> {
         let fc1 = match opts.precision {
             Precision::Fp32 => None,
-            Precision::Bf16 => {
-                let joined = if s.fc1.is_some() { s.clone() } else { s.joined() };
-                Some(linear_conv(joined.fc1.as_ref().expect("a joined head has its first layer whole"), "score.fc1", opts)?)
-            }
+            Precision::Bf16 => Some(linear_conv(s.joined().fc1.as_ref().expect("a joined head has its first layer whole"), "score.fc1", opts)?),
         };
         Ok(CpuScore {
             convs: [pack(&s.conv1, None, "score.conv1", opts)?, pack(&s.conv2, None, "score.conv2", opts)?, pack(&s.conv3, None, "score.conv3", opts)?, pack(&s.conv4, None, "score.conv4", opts)?],
@@ -1005,15 +1002,15 @@ impl CpuScore {
     fn forward(&self, f16: &Nhwc, device: &Device) -> Vec<f32> {
         let relu = Fuse { relu: true, ..Fuse::default() };
         let x = self.convs.iter().fold(bilinear(f16, SCORE_INPUT, SCORE_INPUT), |x, c| c.forward(&x, relu));
+        // Flattened channel-major, as the head does: `[K][C·H·W]`, a `[K, 1, 1, C·H·W]` map.
         let (k, inputs) = (x.n, x.c * x.h * x.w);
-        let flat = Nhwc::from_nchw(&x.to_nchw(), k, inputs, 1, 1);
+        let flat = x.to_nchw();
         let hidden = match &self.fc1 {
-            Some(fc1) => fc1.forward(&flat, relu),
+            Some(fc1) => fc1.forward(&Nhwc { n: k, h: 1, w: 1, c: inputs, data: flat }, relu),
             None => {
-                let y = self.head.fc1_forward(Tensor::<2>::from_data(TensorData::new(flat.data, [k, inputs]), device));
+                let y = self.head.fc1_forward(Tensor::<2>::from_data(TensorData::new(flat, [k, inputs]), device));
                 let y = floats(burn::tensor::activation::relu(y), "score.fc1").expect("float32 on the CPU backend");
-                let outputs = y.len() / k.max(1);
-                Nhwc::from_nchw(&y, k, outputs, 1, 1)
+                Nhwc { n: k, h: 1, w: 1, c: y.len() / k.max(1), data: y }
             }
         };
         self.fc2.forward(&hidden, relu).data

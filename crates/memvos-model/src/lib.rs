@@ -216,9 +216,7 @@ impl AnyNetwork {
         let joined;
         let this = match self {
             AnyNetwork::Qdmn(q) if q.score.fc1.is_none() => {
-                let mut q = q.clone();
-                q.score = q.score.joined();
-                joined = AnyNetwork::Qdmn(q);
+                joined = AnyNetwork::Qdmn(q.joined());
                 &joined
             }
             other => other,

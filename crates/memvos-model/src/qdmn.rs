@@ -306,6 +306,14 @@ impl Qdmn {
         }
     }
 
+    /// This network with its quality head's first layer whole (on the CPU): the published
+    /// layout, as checkpoints and exported weights hold it.
+    pub fn joined(&self) -> Self {
+        let mut q = self.clone();
+        q.score = q.score.joined();
+        q
+    }
+
     /// The query gate: `previous` `[1, 1, H, W]` resized bilinearly to f16's grid, concatenated
     /// with f16, `concat_conv` → gate logits `[1, 1, h, w]`; returns `(logits, f16 · σ(logits))`.
     pub fn gate(&self, f16: Tensor<4>, previous: Tensor<4>) -> (Tensor<4>, Tensor<4>) {

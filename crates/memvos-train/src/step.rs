@@ -94,9 +94,7 @@ impl Trainable for Qdmn {
     }
 
     fn published_layout(&self) -> Self {
-        let mut q = self.clone();
-        q.score = q.score.joined();
-        q
+        self.joined()
     }
 }
 
