@@ -67,9 +67,10 @@ pub enum ConvAlgo {
 
 /// From this many input × output channels (512 × 512) [`ConvAlgo::F4`] runs a 3×3 convolution
 /// by `F(2×2, 3×3)`. Those are the decoders' and fusers' convolutions on 1/16- and 1/8-scale
-/// maps, whose products are bound by reading the transformed weights: `F(4×4)`'s are 4× the
-/// plain weights, `F(2×2)`'s 1.8×. Measured on STCN at 480p (one run, interleaved): the same
-/// speed, 350 MB less memory (`F(4×4)` there: 4 × 528 MB of weights).
+/// maps, where `F(4×4)`'s transformed weights (4× the plain ones; `F(2×2)`'s 1.8×) cost memory
+/// and bought no speed: measured on STCN at 480p (one run, interleaved), the same speed and
+/// 350 MB less memory (`F(4×4)` there: 4 × 528 MB of weights). Why the fewer multiplications of
+/// `F(4×4)` do not show there was not measured.
 pub const F4_MAX_CHANNEL_PAIRS: usize = 512 * 512;
 
 /// Options of the CPU path.
