@@ -37,7 +37,7 @@ pub mod shapes;
 
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
 pub use memory::{Affinity, TopKRead};
-pub use nhwc::Nhwc;
+pub use nhwc::{Floats, Nhwc, SharedFloats};
 pub use bf16::ARITHMETIC_VAR as BF16_ARITHMETIC_VAR;
 pub use precision::{Precision, bf16_arithmetic, bf16_hardware, bf16_products, from_bf16, to_bf16};
 pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};
@@ -46,6 +46,50 @@ pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
     matmul_cols(m, n, k, dst, lhs, k, rhs, false);
+}
+
+/// `dst (+)= lhs · rhs` (`m × k` by `k × n`) on strided operands, single-threaded: element
+/// `(i, j)` of `dst` is `dst[i·dst_rs + j]`, of `lhs` `lhs[i·lhs_rs + p·lhs_cs]`, of `rhs`
+/// `rhs[p·rhs_rs + j·rhs_cs]` (a transposed operand is a swap of its strides).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, accumulate: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The last element each operand's strides reach, checked against its slice.
+    assert!(dst.len() > (m - 1) * dst_rs + (n - 1), "matmul destination");
+    if k == 0 {
+        if !accumulate {
+            dst.chunks_mut(dst_rs.max(1)).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs && rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul operands");
+    // SAFETY: every index the strides reach is inside its slice (asserted above), and `dst`
+    // does not alias the operands (a `&mut` borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// `dst (+)= lhs[:, ..k] · rhs`, single-threaded: `lhs` holds `m` rows of `lhs_stride ≥ k`

@@ -14,23 +14,20 @@ pub enum Affinity {
     L2,
 }
 
-/// A memory read's operands, all row-major float32.
+/// A memory read's operands, all float32 and position-major (NHWC: a position's channels are
+/// contiguous), so each stored frame's keys and values are read where they lie — a frame of
+/// memory is one block, and nothing is joined or transposed first.
 #[derive(Clone, Copy, Debug)]
 pub struct TopKRead<'a> {
-    /// Memory keys `[C_k][N]`.
-    pub keys: &'a [f32],
-    /// Memory values `[K][C_v][N]` (K objects).
-    pub values: &'a [f32],
-    /// Query keys `[C_k][M]`.
+    /// Memory keys, one block per stored frame: `keys[g]` is `[N_g][C_k]`.
+    pub keys: &'a [&'a [f32]],
+    /// Memory values per object, one block per stored frame: `values[o][g]` is `[N_g][C_v]`
+    /// (`K = values.len()` objects, each read with the same affinity).
+    pub values: &'a [Vec<&'a [f32]>],
+    /// Query keys `[M][C_k]`.
     pub query: &'a [f32],
     /// Key channels `C_k`.
     pub ck: usize,
-    /// Memory positions `N`.
-    pub n: usize,
-    /// Query positions `M`.
-    pub m: usize,
-    /// Objects `K`.
-    pub objects: usize,
     /// Value channels `C_v`.
     pub cv: usize,
     /// Memory positions kept per query position (`k ≥ N` keeps all: the full softmax).
@@ -43,57 +40,60 @@ pub struct TopKRead<'a> {
 const BLOCK: usize = 32;
 
 impl TopKRead<'_> {
-    /// The readout `[K][C_v][M]`.
+    /// Memory positions `N` (the blocks' positions together).
+    pub fn positions(&self) -> usize {
+        self.keys.iter().map(|k| k.len() / self.ck.max(1)).sum()
+    }
+
+    /// The readout `[K][M][C_v]` (each object's readout an NHWC map of the query's positions).
     ///
     /// # Panics
     /// When the slices' lengths disagree with the sizes or `top` is 0 (the memory bank checks
     /// both before it calls this).
     pub fn run(&self) -> Vec<f32> {
-        let TopKRead { keys, values, query, ck, n, m, objects, cv, top, affinity } = *self;
-        assert!(keys.len() == ck * n && values.len() == objects * cv * n && query.len() == ck * m, "memory read operands");
-        assert!(top > 0, "top-k of 0");
+        let TopKRead { keys, values, query, ck, cv, top, affinity } = *self;
+        assert!(ck > 0 && top > 0 && query.len() % ck == 0, "memory read operands");
+        let sizes: Vec<usize> = keys.iter().map(|k| k.len() / ck).collect();
+        assert!(keys.iter().zip(&sizes).all(|(k, &s)| k.len() == s * ck), "memory keys");
+        assert!(values.iter().all(|per| per.len() == keys.len() && per.iter().zip(&sizes).all(|(v, &s)| v.len() == s * cv)), "memory values");
+        let (objects, m, n) = (values.len(), query.len() / ck, sizes.iter().sum::<usize>());
+        let offsets: Vec<usize> = sizes.iter().scan(0, |at, &s| Some(std::mem::replace(at, *at + s))).collect();
         let top = top.min(n);
-        let scale = 1.0 / (ck as f32).sqrt();
-        // Query position-major, with the scale (and L2's factor 2) folded in.
-        let qs = if affinity == Affinity::L2 { 2.0 * scale } else { scale };
-        let mut qt = vec![0.0f32; m * ck];
-        for c in 0..ck {
-            for j in 0..m {
-                qt[j * ck + c] = query[c * m + j] * qs;
-            }
+        let mut out = vec![0.0f32; objects * m * cv];
+        if m == 0 || objects == 0 || cv == 0 {
+            return out;
         }
+        let scale = 1.0 / (ck as f32).sqrt();
+        // The scale (and L2's factor 2) folded into the query.
+        let qs = if affinity == Affinity::L2 { 2.0 * scale } else { scale };
+        let qt: Vec<f32> = query.iter().map(|&v| v * qs).collect();
         let sq: Vec<f32> = match affinity {
-            Affinity::L2 => (0..n).map(|i| (0..ck).map(|c| keys[c * n + i] * keys[c * n + i]).sum::<f32>() * scale).collect(),
+            Affinity::L2 => keys.iter().flat_map(|k| k.chunks(ck).map(|key| key.iter().map(|v| v * v).sum::<f32>() * scale)).collect(),
             Affinity::Dot => Vec::new(),
         };
-        // Values position-major per object: [K][N][C_v].
-        let mut vt = vec![0.0f32; objects * n * cv];
-        vt.par_chunks_mut(n * cv).enumerate().for_each(|(o, dst)| {
-            let src = &values[o * cv * n..(o + 1) * cv * n];
-            for c in 0..cv {
-                for i in 0..n {
-                    dst[i * cv + c] = src[c * n + i];
-                }
-            }
-        });
+        // Which block and row each memory position is.
+        let place: Vec<(u32, u32)> = sizes.iter().enumerate().flat_map(|(g, &s)| (0..s as u32).map(move |i| (g as u32, i))).collect();
         // Each block of query positions: affinities, top-k, softmax, weighted sums → [M][K][C_v].
-        let mut out = vec![0.0f32; m * objects * cv];
-        out.par_chunks_mut(BLOCK * objects * cv).enumerate().for_each(|(blk, dst)| {
+        let mut rows_out = vec![0.0f32; m * objects * cv];
+        rows_out.par_chunks_mut(BLOCK * objects * cv).enumerate().for_each(|(blk, dst)| {
             let j0 = blk * BLOCK;
             let rows = dst.len() / (objects * cv);
+            let q = &qt[j0 * ck..(j0 + rows) * ck];
             let mut s = vec![0.0f32; rows * n];
-            crate::matmul(rows, n, ck, &mut s, &qt[j0 * ck..(j0 + rows) * ck], keys);
+            for (g, key) in keys.iter().enumerate() {
+                // s[:, block g] = q · keyᵀ
+                crate::matmul_strided(rows, sizes[g], ck, &mut s[offsets[g]..], n, q, ck, 1, key, 1, ck, false);
+            }
             if affinity == Affinity::L2 {
                 s.chunks_mut(n).for_each(|row| row.iter_mut().zip(&sq).for_each(|(a, &b)| *a -= b));
             }
             if top == n {
                 // Every position kept: the softmax in place, then one product per object.
                 s.chunks_mut(n).for_each(softmax_in_place);
-                let mut part = vec![0.0f32; rows * cv];
-                for o in 0..objects {
-                    crate::matmul(rows, cv, n, &mut part, &s, &vt[o * n * cv..(o + 1) * n * cv]);
-                    for (r, src) in part.chunks(cv).enumerate() {
-                        dst[(r * objects + o) * cv..(r * objects + o + 1) * cv].copy_from_slice(src);
+                for (o, per) in values.iter().enumerate() {
+                    for (g, v) in per.iter().enumerate() {
+                        // dst[r][o][..] (+)= s[r, block g] · v
+                        crate::matmul_strided(rows, cv, sizes[g], &mut dst[o * cv..], objects * cv, &s[offsets[g]..], n, 1, v, cv, 1, g > 0);
                     }
                 }
                 return;
@@ -109,26 +109,26 @@ impl TopKRead<'_> {
                     b.0 = (b.0 - max).exp();
                     total += b.0;
                 }
-                for (o, acc) in dst[r * objects * cv..(r + 1) * objects * cv].chunks_mut(cv).enumerate() {
-                    let v = &vt[o * n * cv..(o + 1) * n * cv];
+                for (per, acc) in values.iter().zip(dst[r * objects * cv..(r + 1) * objects * cv].chunks_mut(cv)) {
                     for &(w, i) in &best {
+                        let (g, at) = place[i];
                         let w = w / total;
-                        acc.iter_mut().zip(&v[i * cv..(i + 1) * cv]).for_each(|(a, &x)| *a += w * x);
+                        let v = &per[g as usize][at as usize * cv..(at as usize + 1) * cv];
+                        acc.iter_mut().zip(v).for_each(|(a, &x)| *a += w * x);
                     }
                 }
             }
         });
-        // [M][K][C_v] → [K][C_v][M].
-        let mut result = vec![0.0f32; objects * cv * m];
-        result.par_chunks_mut(cv * m).enumerate().for_each(|(o, dst)| {
-            for j in 0..m {
-                let src = &out[(j * objects + o) * cv..][..cv];
-                for c in 0..cv {
-                    dst[c * m + j] = src[c];
-                }
+        if objects == 1 {
+            return rows_out;
+        }
+        // [M][K][C_v] → [K][M][C_v]: whole rows of C_v moved.
+        out.par_chunks_mut(m * cv).enumerate().for_each(|(o, dst)| {
+            for (j, row) in dst.chunks_mut(cv).enumerate() {
+                row.copy_from_slice(&rows_out[(j * objects + o) * cv..][..cv]);
             }
         });
-        result
+        out
     }
 }
 
@@ -182,16 +182,18 @@ mod tests {
             .collect()
     }
 
-    /// Dense float64 reference: affinity, top-k by sorting, softmax, readout.
-    fn reference(r: &TopKRead<'_>) -> Vec<f64> {
-        let (ck, n, m) = (r.ck, r.n, r.m);
-        let mut out = vec![0.0f64; r.objects * r.cv * m];
+    /// Dense float64 reference on joined position-major operands: affinity, top-k by sorting,
+    /// softmax, readout `[K][M][C_v]`.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(keys: &[f32], values: &[Vec<f32>], query: &[f32], ck: usize, cv: usize, top: usize, affinity: Affinity) -> Vec<f64> {
+        let (n, m, objects) = (keys.len() / ck, query.len() / ck, values.len());
+        let mut out = vec![0.0f64; objects * m * cv];
         for j in 0..m {
             let mut a: Vec<(f64, usize)> = (0..n)
                 .map(|i| {
-                    let dot: f64 = (0..ck).map(|c| r.keys[c * n + i] as f64 * r.query[c * m + j] as f64).sum();
-                    let sq: f64 = (0..ck).map(|c| (r.keys[c * n + i] as f64).powi(2)).sum();
-                    let v = match r.affinity {
+                    let dot: f64 = (0..ck).map(|c| keys[i * ck + c] as f64 * query[j * ck + c] as f64).sum();
+                    let sq: f64 = (0..ck).map(|c| (keys[i * ck + c] as f64).powi(2)).sum();
+                    let v = match affinity {
                         Affinity::Dot => dot,
                         Affinity::L2 => 2.0 * dot - sq,
                     };
@@ -199,12 +201,12 @@ mod tests {
                 })
                 .collect();
             a.sort_by(|x, y| y.0.total_cmp(&x.0));
-            a.truncate(r.top.min(n));
+            a.truncate(top.min(n));
             let max = a[0].0;
             let total: f64 = a.iter().map(|x| (x.0 - max).exp()).sum();
-            for o in 0..r.objects {
-                for c in 0..r.cv {
-                    out[(o * r.cv + c) * m + j] = a.iter().map(|&(v, i)| (v - max).exp() / total * r.values[(o * r.cv + c) * n + i] as f64).sum();
+            for (o, v) in values.iter().enumerate() {
+                for c in 0..cv {
+                    out[(o * m + j) * cv + c] = a.iter().map(|&(s, i)| (s - max).exp() / total * v[i * cv + c] as f64).sum();
                 }
             }
         }
@@ -213,15 +215,22 @@ mod tests {
 
     #[test]
     fn matches_a_dense_reference() {
-        // top ≥ N: the full softmax by products.
-        for (affinity, top, n, objects) in [(Affinity::L2, 5, 70, 2), (Affinity::Dot, 3, 40, 1), (Affinity::L2, 100, 30, 3), (Affinity::Dot, 33, 33, 2), (Affinity::Dot, 1, 33, 2)] {
+        // top ≥ N: the full softmax by products. Memory split into frames of unequal sizes.
+        for (affinity, top, sizes, objects) in [(Affinity::L2, 5, vec![70], 2), (Affinity::Dot, 3, vec![25, 15], 1), (Affinity::L2, 100, vec![10, 7, 13], 3), (Affinity::Dot, 33, vec![33], 2), (Affinity::Dot, 1, vec![1, 32], 2), (Affinity::L2, 40, vec![20, 20], 2)] {
             let (ck, m, cv) = (8, 45, 6);
-            let (keys, vals, query) = (values(ck * n, 1), values(objects * cv * n, 2), values(ck * m, 3));
-            let r = TopKRead { keys: &keys, values: &vals, query: &query, ck, n, m, objects, cv, top, affinity };
+            let n: usize = sizes.iter().sum();
+            let (keys, query) = (values(ck * n, 1), values(ck * m, 3));
+            let vals: Vec<Vec<f32>> = (0..objects).map(|o| values(n * cv, 2 + o as u64 * 7)).collect();
+            let blocks: Vec<(usize, usize)> = sizes.iter().scan(0, |at, &s| Some((std::mem::replace(at, *at + s), s))).collect();
+            let key_blocks: Vec<&[f32]> = blocks.iter().map(|&(a, s)| &keys[a * ck..(a + s) * ck]).collect();
+            let value_blocks: Vec<Vec<&[f32]>> = vals.iter().map(|v| blocks.iter().map(|&(a, s)| &v[a * cv..(a + s) * cv]).collect()).collect();
+            let r = TopKRead { keys: &key_blocks, values: &value_blocks, query: &query, ck, cv, top, affinity };
+            assert_eq!(r.positions(), n);
             let got = r.run();
-            let want = reference(&r);
+            let want = reference(&keys, &vals, &query, ck, cv, top, affinity);
+            assert_eq!(got.len(), want.len());
             let worst = got.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).abs()).fold(0.0, f64::max);
-            assert!(worst < 1e-5, "{affinity:?} top {top} of {n}: worst error {worst}");
+            assert!(worst < 1e-5, "{affinity:?} top {top} of {sizes:?}: worst error {worst}");
         }
     }
 

@@ -1,7 +1,97 @@
 //! Feature maps as `N × H × W × C` float32 buffers: channels innermost, so a pixel's channels
 //! are one contiguous vector (what 1×1 convolutions and Winograd transforms read).
 
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
 use rayon::prelude::*;
+
+/// Values another owner keeps (a burn tensor's storage, say) that a map reads without a copy.
+pub trait SharedFloats: Send + Sync {
+    /// The values.
+    fn floats(&self) -> &[f32];
+}
+
+/// A map's values: its own, or another owner's read in place ([`SharedFloats`]). Reading is the
+/// same either way (`Deref` to `[f32]`); the first write to shared values copies them
+/// (copy-on-write), so the owner never sees a change.
+#[derive(Clone)]
+pub enum Floats {
+    /// Values the map owns.
+    Owned(Vec<f32>),
+    /// Values read in place.
+    Shared(Arc<dyn SharedFloats>),
+}
+
+impl Floats {
+    /// Whether the values are read in place from another owner.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Floats::Shared(_))
+    }
+
+    /// The values as a vector (a copy only when they are shared).
+    pub fn into_vec(self) -> Vec<f32> {
+        match self {
+            Floats::Owned(v) => v,
+            Floats::Shared(s) => s.floats().to_vec(),
+        }
+    }
+}
+
+impl Deref for Floats {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Floats::Owned(v) => v,
+            Floats::Shared(s) => s.floats(),
+        }
+    }
+}
+
+impl DerefMut for Floats {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        if let Floats::Shared(s) = self {
+            *self = Floats::Owned(s.floats().to_vec());
+        }
+        match self {
+            Floats::Owned(v) => v,
+            Floats::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+}
+
+impl From<Vec<f32>> for Floats {
+    fn from(v: Vec<f32>) -> Self {
+        Floats::Owned(v)
+    }
+}
+
+impl<'a> IntoIterator for &'a Floats {
+    type Item = &'a f32;
+    type IntoIter = std::slice::Iter<'a, f32>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Floats {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Floats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_shared() { "shared" } else { "owned" };
+        write!(f, "{kind} ")?;
+        f.debug_list().entries(self.iter().take(8)).finish()?;
+        if self.len() > 8 {
+            write!(f, " … ({} values)", self.len())?;
+        }
+        Ok(())
+    }
+}
 
 /// A feature map, `[N, H, W, C]` row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,13 +105,13 @@ pub struct Nhwc {
     /// Channels.
     pub c: usize,
     /// The values, `[n][h][w][c]` row-major.
-    pub data: Vec<f32>,
+    pub data: Floats,
 }
 
 impl Nhwc {
     /// A map of zeros.
     pub fn zeros(n: usize, h: usize, w: usize, c: usize) -> Self {
-        Nhwc { n, h, w, c, data: vec![0.0; n * h * w * c] }
+        Nhwc { n, h, w, c, data: vec![0.0; n * h * w * c].into() }
     }
 
     /// Pixels (`N·H·W`).
@@ -34,7 +124,7 @@ impl Nhwc {
         let hw = h * w;
         let mut data = vec![0.0f32; n * hw * c];
         if data.is_empty() {
-            return Nhwc { n, h, w, c, data };
+            return Nhwc { n, h, w, c, data: data.into() };
         }
         data.par_chunks_mut(w * c).enumerate().for_each(|(row, out)| {
             let (b, y) = (row / h, row % h);
@@ -46,7 +136,7 @@ impl Nhwc {
                 }
             }
         });
-        Nhwc { n, h, w, c, data }
+        Nhwc { n, h, w, c, data: data.into() }
     }
 
     /// As an `[N, C, H, W]` buffer. Each task writes the planes of a block of 16 channels, so
@@ -82,13 +172,13 @@ impl Nhwc {
             o[..a.c].copy_from_slice(&a.data[p * a.c..(p + 1) * a.c]);
             o[a.c..].copy_from_slice(&b.data[p * b.c..(p + 1) * b.c]);
         });
-        Nhwc { n: a.n, h: a.h, w: a.w, c, data }
+        Nhwc { n: a.n, h: a.h, w: a.w, c, data: data.into() }
     }
 
     /// Batch `i` of the map (a copy).
     pub fn batch(&self, i: usize) -> Nhwc {
         let len = self.h * self.w * self.c;
-        Nhwc { n: 1, h: self.h, w: self.w, c: self.c, data: self.data[i * len..(i + 1) * len].to_vec() }
+        Nhwc { n: 1, h: self.h, w: self.w, c: self.c, data: self.data[i * len..(i + 1) * len].to_vec().into() }
     }
 
     /// Repeats a batch-1 map `k` times.
@@ -97,7 +187,7 @@ impl Nhwc {
         for _ in 0..k {
             data.extend_from_slice(&self.data);
         }
-        Nhwc { n: self.n * k, h: self.h, w: self.w, c: self.c, data }
+        Nhwc { n: self.n * k, h: self.h, w: self.w, c: self.c, data: data.into() }
     }
 
     /// `self += other`, element by element.

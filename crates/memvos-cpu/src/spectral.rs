@@ -233,7 +233,7 @@ mod tests {
             let scale = (h * w) as f64;
             let plane = h * w * c;
             for img in 0..n {
-                let one = Nhwc { n: 1, h, w, c, data: x.data[img * plane..(img + 1) * plane].to_vec() };
+                let one = Nhwc { n: 1, h, w, c, data: x.data[img * plane..(img + 1) * plane].to_vec().into() };
                 for ch in 0..c {
                     let (want_re, want_im) = reference(&one, ch);
                     for p in 0..h * w {

@@ -51,14 +51,23 @@ pub enum MemoryError {
 struct Entry {
     frame: usize,
     quality: Option<f32>,
-    /// `[B, C_k, h·w]`, `B` = 1 or K.
-    key: Tensor<3>,
-    /// `[K, C_v, h·w]`.
-    value: Tensor<3>,
-    /// `[K, C_v', h·w]`.
-    aux: Option<Tensor<3>>,
+    /// `[B, C_k, h, w]`, `B` = 1 or K: the tensor as written (whatever its storage's layout,
+    /// so a kernel of one's own can read it in place).
+    key: Tensor<4>,
+    /// `[K, C_v, h, w]`.
+    value: Tensor<4>,
+    /// `[K, C_v', h, w]`.
+    aux: Option<Tensor<4>>,
     /// How much queries have read it ([`MemoryBank::record_usage`]).
     usage: Usage,
+}
+
+impl Entry {
+    /// Memory positions (`h·w`).
+    fn positions(&self) -> usize {
+        let [_, _, h, w] = self.key.dims();
+        h * w
+    }
 }
 
 /// Which value of the entries a read returns.
@@ -139,7 +148,7 @@ impl MemoryBank {
 
     /// Memory positions held (permanent and temporary).
     pub fn positions(&self) -> usize {
-        self.entries.iter().chain(&self.temp).map(|e| e.key.dims()[2]).sum()
+        self.entries.iter().chain(&self.temp).map(Entry::positions).sum()
     }
 
     fn entry(&self, frame: usize, quality: Option<f32>, key: Tensor<4>, value: Tensor<4>, aux: Option<Tensor<4>>) -> Result<Entry, MemoryError> {
@@ -155,8 +164,8 @@ impl MemoryBank {
             }
         }
         if let Some(e) = self.entries.first().or(self.temp.as_ref()) {
-            let [ek, ecv, _] = e.value.dims();
-            let [ekb, eck, _] = e.key.dims();
+            let [ek, ecv, _, _] = e.value.dims();
+            let [ekb, eck, _, _] = e.key.dims();
             if (ek, ecv) != (k, cv) {
                 return Err(MemoryError::Shape { what: "value", expected: format!("[{ek}, {ecv}, …] like the stored values"), got: vec![k, cv, vh, vw] });
             }
@@ -164,11 +173,7 @@ impl MemoryBank {
                 return Err(MemoryError::Shape { what: "key", expected: format!("[{ekb}, {eck}, …] like the stored keys"), got: vec![kb, ck, h, w] });
             }
         }
-        let aux = aux.map(|a| {
-            let [ak, ac, _, _] = a.dims();
-            a.reshape([ak, ac, h * w])
-        });
-        Ok(Entry { frame, quality, key: key.reshape([kb, ck, h * w]), value: value.reshape([k, cv, h * w]), aux, usage: Usage::default() })
+        Ok(Entry { frame, quality, key, value, aux, usage: Usage::default() })
     }
 
     /// Stores frame `frame`: key `[1 or K, C_k, h, w]`, values `[K, C_v, h, w]`; drops the
@@ -222,8 +227,6 @@ impl MemoryBank {
         Ok(())
     }
 
-    /// Keys and values (of `slot`) of the entries at `positions` (all when `None`), then the
-    /// temporary one when `temporary`.
     /// How this bank compares and reads.
     pub fn config(&self) -> ReadConfig {
         self.read
@@ -232,6 +235,20 @@ impl MemoryBank {
     /// The keys `[B, C_k, N]` and values `[K, C_v, N]` a read of `positions` (all when `None`),
     /// plus the temporary entry when `temporary`, goes through: for kernels of one's own.
     pub fn contents(&self, positions: Option<&[usize]>, temporary: bool, slot: ValueSlot) -> Result<(Tensor<3>, Tensor<3>), MemoryError> {
+        let picked = self.frames_read(positions, temporary, slot)?;
+        let flat = |t: Tensor<4>| {
+            let [b, c, h, w] = t.dims();
+            t.reshape([b, c, h * w])
+        };
+        let keys = Tensor::cat(picked.iter().map(|(k, _)| flat(k.clone())).collect(), 2);
+        Ok((keys, Tensor::cat(picked.into_iter().map(|(_, v)| flat(v)).collect(), 2)))
+    }
+
+    /// The tensors a read of `positions` (all when `None`), plus the temporary entry when
+    /// `temporary`, goes through, frame by frame as they were written: key `[B, C_k, h, w]`
+    /// and value (of `slot`) `[K, C_v, h, w]` — for kernels that read each frame's storage where
+    /// it lies instead of joining them ([`Self::contents`]).
+    pub fn frames_read(&self, positions: Option<&[usize]>, temporary: bool, slot: ValueSlot) -> Result<Vec<(Tensor<4>, Tensor<4>)>, MemoryError> {
         let mut picked: Vec<&Entry> = match positions {
             None => self.entries.iter().collect(),
             Some(ps) => ps
@@ -245,15 +262,16 @@ impl MemoryBank {
         if picked.is_empty() {
             return Err(MemoryError::Empty);
         }
-        let keys = Tensor::cat(picked.iter().map(|e| e.key.clone()).collect(), 2);
-        let values = picked
-            .iter()
-            .map(|e| match slot {
-                ValueSlot::Value => Ok(e.value.clone()),
-                ValueSlot::Aux => e.aux.clone().ok_or(MemoryError::NoAux { frame: e.frame }),
+        picked
+            .into_iter()
+            .map(|e| {
+                let value = match slot {
+                    ValueSlot::Value => e.value.clone(),
+                    ValueSlot::Aux => e.aux.clone().ok_or(MemoryError::NoAux { frame: e.frame })?,
+                };
+                Ok((e.key.clone(), value))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((keys, Tensor::cat(values, 2)))
+            .collect()
     }
 
     /// A query key `[B, C_k, h, w]` as `[B', C_k, h·w]`, checked against the stored keys
@@ -306,7 +324,7 @@ impl MemoryBank {
         let mut shares = Vec::with_capacity(positions.len());
         let mut offset = 0;
         for &p in positions {
-            let size = self.entries[p].key.dims()[2];
+            let size = self.entries[p].positions();
             shares.push(per_position[offset..offset + size].iter().sum::<f32>() * scale);
             offset += size;
         }

@@ -20,10 +20,13 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
-use burn::tensor::{Device, Tensor, TensorData};
+use std::sync::Arc;
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use memvos_backbone::{Block, Features, ResNet};
 pub use memvos_cpu::{WINOGRAD_MIN_PIXELS, bf16_arithmetic, bf16_products};
-use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Fuse, Nhwc, PackedConv, TopKRead, Winograd, bilinear, dft2, idft2_real, max_pool_3x3_s2};
+use memvos_cpu::{Affinity, BatchNormFold, ConvSpec, Floats, Fuse, Nhwc, PackedConv, SharedFloats, TopKRead, Winograd, bilinear, dft2, idft2_real, max_pool_3x3_s2};
 pub use memvos_cpu::Precision;
 use memvos_memory::bench::{Kernel, ReadKernel, VALUE_CHANNELS, Workload};
 use memvos_memory::{KernelError, MemoryBank, MemoryError, Selection, Similarity, ValueSlot};
@@ -156,10 +159,16 @@ fn floats<const D: usize>(t: Tensor<D>, name: &str) -> Result<Vec<f32>, CpuError
     t.into_data().try_into_vec_as::<f32>().map_err(|e| CpuError::Tensor { name: name.into(), reason: format!("{e:?}") })
 }
 
-/// A `[N, C, H, W]` tensor as an NHWC map.
+/// A `[N, C, H, W]` tensor as an NHWC map. A tensor this path made ([`to_tensor`]: NHWC
+/// storage seen through a permutation) is read in place, without a copy; any other (a tensor
+/// burn's ops made, one a wrapper network edited) is copied into NHWC order.
 pub fn to_nhwc(t: Tensor<4>) -> Nhwc {
-    let start = std::time::Instant::now();
     let [n, c, h, w] = t.dims();
+    let t = match nhwc_storage(t) {
+        Ok(storage) => return Nhwc { n, h, w, c, data: Floats::Shared(Arc::new(storage)) },
+        Err(t) => t,
+    };
+    let start = std::time::Instant::now();
     // The networks' activations are float32 on the CPU backend, which this path requires.
     let v = floats(t, "activation").expect("float activations on the CPU backend");
     let x = Nhwc::from_nchw(&v, n, c, h, w);
@@ -167,12 +176,48 @@ pub fn to_nhwc(t: Tensor<4>) -> Nhwc {
     x
 }
 
-/// An NHWC map as a `[N, C, H, W]` tensor on `device`.
-pub fn to_tensor(x: &Nhwc, device: &Device) -> Tensor<4> {
-    let start = std::time::Instant::now();
-    let t = Tensor::from_data(TensorData::new(x.to_nchw(), [x.n, x.c, x.h, x.w]), device);
-    conversions::record(x.data.len(), start);
-    t
+/// An NHWC map as a `[N, C, H, W]` tensor on `device`: the map's own buffer becomes the tensor's
+/// storage, in NHWC order, seen through a permutation (no copy; burn's ops read any layout).
+/// A map that reads another owner's values in place is copied first.
+pub fn to_tensor(x: Nhwc, device: &Device) -> Tensor<4> {
+    let Nhwc { n, h, w, c, data } = x;
+    let data = match data {
+        Floats::Owned(v) => v,
+        shared => {
+            let start = std::time::Instant::now();
+            let v = shared.into_vec();
+            conversions::record(v.len(), start);
+            v
+        }
+    };
+    Tensor::<4>::from_data(TensorData::new(data, [n, h, w, c]), device).permute([0, 3, 1, 2])
+}
+
+/// A float32 tensor's storage on burn's CPU backend, read in place by an NHWC map (which keeps
+/// it alive: burn's tensors are immutable, so the values cannot change under the map).
+struct FlexStorage(FlexTensor);
+
+impl SharedFloats for FlexStorage {
+    fn floats(&self) -> &[f32] {
+        self.0.storage::<f32>()
+    }
+}
+
+/// `t`'s storage when it holds exactly `t`'s values in NHWC order (strides `[H·W·C, 1, W·C, C]`
+/// on the dimensions longer than 1, from offset 0, nothing else stored), else `t` back.
+fn nhwc_storage(t: Tensor<4>) -> Result<FlexStorage, Tensor<4>> {
+    let [n, c, h, w] = t.dims();
+    let Ok(flex) = t.clone().try_into_primitive::<Flex>() else {
+        return Err(t); // another backend, or autodiff
+    };
+    let layout = flex.layout();
+    let expected = [h * w * c, 1, w * c, c];
+    let nhwc = [n, c, h, w].iter().zip(expected).zip(layout.strides()).all(|((&len, want), &got)| len <= 1 || got == want as isize);
+    if flex.dtype() == DType::F32 && layout.start_offset() == 0 && nhwc && flex.bytes().len() == n * c * h * w * 4 {
+        Ok(FlexStorage(flex))
+    } else {
+        Err(t)
+    }
 }
 
 /// What the CPU path spends outside its kernels: the conversions between burn's `[N, C, H, W]`
@@ -552,7 +597,7 @@ impl CpuDecoder {
             Some(a) => a.forward(&x),
             None => x,
         };
-        to_tensor(&self.logits(&self.features(&x, &f8, &f4)), device)
+        to_tensor(self.logits(&self.features(&x, &f8, &f4)), device)
     }
 }
 
@@ -581,7 +626,7 @@ fn encode_frame(trunk: &CpuResNet, heads: &PackedConv, key_dim: usize, frame: Te
     let gated = gate(&f16);
     let (k16, v16) = heads.forward(gated.as_ref().unwrap_or(&f16), Fuse::default()).split_channels(key_dim);
     let d = device;
-    Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+    Query { k16: to_tensor(k16, d), v16: to_tensor(v16, d), features: Features { f4: to_tensor(f4, d), f8: to_tensor(f8, d), f16: to_tensor(f16, d) } }
 }
 
 /// STCN's value encoder (GSFM's, IMSFR's): the trunk on `[RGB, own mask, others]`, its `f16`
@@ -727,8 +772,14 @@ impl ReadKernel for CpuTopKRead {
             return Err(KernelError::TopK { k: 0, n: w.n() });
         }
         let (ck, n, m) = (w.key_channels, w.n(), w.m());
+        // The workload's channel-major operands in this read's position-major order (before the
+        // timed part, as the CPU path's maps already are).
+        let position_major = |x: &[f32], c: usize, p: usize| Nhwc::from_nchw(x, 1, c, 1, p).data.into_vec();
+        let (keys, values, query) = (position_major(&keys, ck, n), position_major(&values, VALUE_CHANNELS, n), position_major(&query, ck, m));
         Ok(Box::new(move || {
-            let read = TopKRead { keys: &keys, values: &values, query: &query, ck, n, m, objects: 1, cv: VALUE_CHANNELS, top: self.top, affinity: Affinity::L2 };
+            let key_blocks = [&keys[..]];
+            let value_blocks = [vec![&values[..]]];
+            let read = TopKRead { keys: &key_blocks, values: &value_blocks, query: &query, ck, cv: VALUE_CHANNELS, top: self.top, affinity: Affinity::L2 };
             std::hint::black_box(read.run());
             Ok(())
         }))
@@ -745,40 +796,47 @@ pub fn read_kernels() -> Vec<Box<dyn ReadKernel>> {
 
 /// One read of `bank` on [`TopKRead`]: the entries at `positions` (plus the temporary one when
 /// `temporary`), their `slot` values, the `top` largest affinities of each query position (`top`
-/// ≥ the memory's size: the full softmax). Keys shared by the objects (`[1, C_k, N]`, one read
-/// for all of them) or one set per object (`[K, C_k, N]`, a read per object). Returns the readout
-/// `[K][C_v][h·w]` with `K` and `C_v`, or `None` where the path does not cover the read (several
-/// query rows, shapes the burn path's checks should name), which the burn path then does.
-fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary: bool, slot: ValueSlot, top: usize) -> Result<Option<(Vec<f32>, usize, usize)>, MemoryError> {
+/// ≥ the memory's size: the full softmax). Keys shared by the objects (`[1, C_k, h, w]` a frame,
+/// one read for all of them) or one set per object (`[K, C_k, h, w]`, a read per object). Each
+/// stored frame is read where it lies: in place when this path wrote it (NHWC storage), copied
+/// into NHWC order otherwise (a frame the burn path wrote). Returns the readout `[K, h, w, C_v]`,
+/// or `None` where the path does not cover the read (several query rows, shapes the burn path's
+/// checks should name), which the burn path then does.
+fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary: bool, slot: ValueSlot, top: usize) -> Result<Option<Nhwc>, MemoryError> {
     let [b, ck, h, w] = query.k16.dims();
     if b != 1 || top == 0 {
         return Ok(None);
     }
-    // The bank's entries joined and copied out of burn's tensors, and the query key: counted as
-    // conversions (what item 2 of the CPU-speed work would keep on the CPU side).
-    let start = std::time::Instant::now();
-    let (keys, values) = bank.contents(Some(positions), temporary, slot)?;
-    let ([groups, kc, n], [objects, cv, vn]) = (keys.dims(), values.dims());
-    if kc != ck || vn != n || (groups != 1 && groups != objects) {
+    let frames: Vec<(Nhwc, Nhwc)> = bank.frames_read(Some(positions), temporary, slot)?.into_iter().map(|(k, v)| (to_nhwc(k), to_nhwc(v))).collect();
+    let Some((k0, v0)) = frames.first() else { return Ok(None) };
+    let (groups, objects, cv) = (k0.n, v0.n, v0.c);
+    let fits = |(k, v): &(Nhwc, Nhwc)| k.c == ck && k.n == groups && v.n == objects && v.c == cv && (k.h, k.w) == (v.h, v.w);
+    if !frames.iter().all(fits) || (groups != 1 && groups != objects) {
         return Ok(None);
     }
-    let (Ok(keys), Ok(values), Ok(q)) = (floats(keys, "memory keys"), floats(values, "memory values"), floats(query.k16.clone(), "query key")) else {
-        return Ok(None);
-    };
-    conversions::record(keys.len() + values.len() + q.len(), start);
     let affinity = match bank.config().similarity {
         Similarity::L2 => Affinity::L2,
         Similarity::Dot => Affinity::Dot,
     };
-    let m = h * w;
+    let q = to_nhwc(query.k16.clone());
+    // Row `o` of a frame's `[rows, h, w, C]` map.
+    let row = |x: &'_ Nhwc, o: usize| -> std::ops::Range<usize> {
+        let len = x.h * x.w * x.c;
+        o * len..(o + 1) * len
+    };
+    let values: Vec<Vec<&[f32]>> = (0..objects).map(|o| frames.iter().map(|(_, v)| &v.data[row(v, o)]).collect()).collect();
     let out = if groups == 1 {
-        TopKRead { keys: &keys, values: &values, query: &q, ck, n, m, objects, cv, top, affinity }.run()
+        let keys: Vec<&[f32]> = frames.iter().map(|(k, _)| &k.data[..]).collect();
+        TopKRead { keys: &keys, values: &values, query: &q.data, ck, cv, top, affinity }.run()
     } else {
         (0..objects)
-            .flat_map(|o| TopKRead { keys: &keys[o * ck * n..(o + 1) * ck * n], values: &values[o * cv * n..(o + 1) * cv * n], query: &q, ck, n, m, objects: 1, cv, top, affinity }.run())
+            .flat_map(|o| {
+                let keys: Vec<&[f32]> = frames.iter().map(|(k, _)| &k.data[row(k, o)]).collect();
+                TopKRead { keys: &keys, values: &values[o..o + 1], query: &q.data, ck, cv, top, affinity }.run()
+            })
             .collect()
     };
-    Ok(Some((out, objects, cv)))
+    Ok(Some(Nhwc { n: objects, h, w, c: cv, data: out.into() }))
 }
 
 /// The bank's own read (top-k in one piece, the temporary entry included) on [`TopKRead`];
@@ -787,14 +845,7 @@ fn read_on_cpu(query: &Query, bank: &MemoryBank, positions: &[usize], temporary:
 fn read_topk(query: &Query, bank: &MemoryBank, positions: &[usize], device: &Device) -> Result<Option<Tensor<4>>, MemoryError> {
     let cfg = bank.config();
     let (Selection::TopK(top), None) = (cfg.selection, cfg.chunk) else { return Ok(None) };
-    let [_, _, h, w] = query.k16.dims();
-    Ok(read_on_cpu(query, bank, positions, true, ValueSlot::Value, top)?.map(|(out, objects, cv)| {
-        let start = std::time::Instant::now();
-        let len = out.len();
-        let t = Tensor::from_data(TensorData::new(out, [objects, cv, h, w]), device);
-        conversions::record(len, start);
-        t
-    }))
+    Ok(read_on_cpu(query, bank, positions, true, ValueSlot::Value, top)?.map(|out| to_tensor(out, device)))
 }
 
 /// The memory read on the CPU path where it covers the bank's read, else `net`'s.
@@ -820,7 +871,7 @@ impl MemoryNetwork for CpuStcn {
             return self.net.encode_memory(frame, query, masks, next);
         }
         let value = self.value_encoder.encode(frame, query, masks);
-        MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
+        MemoryEncoding { key: query.k16.clone(), value: to_tensor(value, &self.device), aux: None, quality: None }
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
@@ -866,7 +917,7 @@ impl CpuMivosCore {
     fn encode_memory(&self, frame: Tensor<4>, masks: Tensor<4>, device: &Device) -> (Nhwc, MemoryEncoding) {
         let f16 = memory_f16(&self.mask_rgb_encoder, self.memory_in, frame, masks);
         let (key, value) = self.kv_m_f16.forward(&f16, Fuse::default()).split_channels(self.key_dim);
-        (f16, MemoryEncoding { key: to_tensor(&key, device), value: to_tensor(&value, device), aux: None, quality: None })
+        (f16, MemoryEncoding { key: to_tensor(key, device), value: to_tensor(value, device), aux: None, quality: None })
     }
 }
 
@@ -1007,14 +1058,14 @@ impl CpuScore {
         let (k, inputs) = (x.n, x.c * x.h * x.w);
         let flat = x.to_nchw();
         let hidden = match &self.fc1 {
-            Some(fc1) => fc1.forward(&Nhwc { n: k, h: 1, w: 1, c: inputs, data: flat }, relu),
+            Some(fc1) => fc1.forward(&Nhwc { n: k, h: 1, w: 1, c: inputs, data: flat.into() }, relu),
             None => {
                 let y = self.head.fc1_forward(Tensor::<2>::from_data(TensorData::new(flat, [k, inputs]), device));
                 let y = floats(burn::tensor::activation::relu(y), "score.fc1").expect("float32 on the CPU backend");
-                Nhwc { n: k, h: 1, w: 1, c: y.len() / k.max(1), data: y }
+                Nhwc { n: k, h: 1, w: 1, c: y.len() / k.max(1), data: y.into() }
             }
         };
-        self.fc2.forward(&hidden, relu).data
+        self.fc2.forward(&hidden, relu).data.into_vec()
     }
 }
 
@@ -1120,17 +1171,16 @@ impl CpuImsfr {
     fn readouts(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Option<Nhwc>, MemoryError> {
         let (Selection::TopK(top), None) = (bank.config().selection, bank.config().chunk) else { return Ok(None) };
         let newest = bank.frames().checked_sub(1).ok_or(MemoryError::Empty)?;
-        let [_, _, h, w] = query.k16.dims();
         // The sampled memory by top-k; the first and the newest frames (its `v_pe`) in full.
         let reads = [(positions, true, ValueSlot::Value, top), (&[0][..], false, ValueSlot::Value, usize::MAX), (&[newest][..], false, ValueSlot::Aux, usize::MAX)];
         let mut maps = Vec::with_capacity(3);
         for (at, temporary, slot, top) in reads {
-            let Some((out, objects, cv)) = read_on_cpu(query, bank, at, temporary, slot, top)? else { return Ok(None) };
-            maps.push(Nhwc::from_nchw(&out, objects, cv, h, w));
+            let Some(map) = read_on_cpu(query, bank, at, temporary, slot, top)? else { return Ok(None) };
+            maps.push(map);
         }
         let z = Nhwc::concat(&Nhwc::concat(&maps[0], &maps[1]), &maps[2]);
         // The gate sees z plus its spatial means.
-        let (c, hw) = (z.c, h * w);
+        let (c, hw) = (z.c, z.h * z.w);
         let mut gate_in = z;
         for row in gate_in.data.chunks_mut(hw * c) {
             let mut sum = vec![0.0f64; c];
@@ -1175,8 +1225,8 @@ impl MemoryNetwork for CpuImsfr {
         }
         let [f4, f8, f16] = self.key_encoder.forward(&to_nhwc(frame));
         let d = &self.device;
-        let k16 = to_tensor(&self.key_comp.forward(&f16, Fuse::default()), d);
-        Query { k16: k16.clone(), v16: k16, features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+        let k16 = to_tensor(self.key_comp.forward(&f16, Fuse::default()), d);
+        Query { k16: k16.clone(), v16: k16, features: Features { f4: to_tensor(f4, d), f8: to_tensor(f8, d), f16: to_tensor(f16, d) } }
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
@@ -1193,12 +1243,12 @@ impl MemoryNetwork for CpuImsfr {
         let summed = self.conv_fusion1v.forward(&value_encoding(&value), Fuse { residual: Some(&value), ..Fuse::default() });
         let value_pe = self.conv_fusion.forward(&summed, Fuse::default());
         let d = &self.device;
-        MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, d), aux: Some(to_tensor(&value_pe, d)), quality: None }
+        MemoryEncoding { key: query.k16.clone(), value: to_tensor(value, d), aux: Some(to_tensor(value_pe, d)), quality: None }
     }
 
     fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
         match self.readouts(query, bank, positions)? {
-            Some(fused) => Ok(to_tensor(&fused, &self.device)),
+            Some(fused) => Ok(to_tensor(fused, &self.device)),
             None => self.net.read_memory(query, bank, positions),
         }
     }
@@ -1338,7 +1388,7 @@ impl MemoryNetwork for CpuGsfm {
         let f16 = self.lfm.forward(&f16);
         let (k16, v16) = self.key_heads.forward(&f16, Fuse::default()).split_channels(self.key_dim);
         let d = &self.device;
-        Query { k16: to_tensor(&k16, d), v16: to_tensor(&v16, d), features: Features { f4: to_tensor(&f4, d), f8: to_tensor(&f8, d), f16: to_tensor(&f16, d) } }
+        Query { k16: to_tensor(k16, d), v16: to_tensor(v16, d), features: Features { f4: to_tensor(f4, d), f8: to_tensor(f8, d), f16: to_tensor(f16, d) } }
     }
 
     fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
@@ -1346,13 +1396,13 @@ impl MemoryNetwork for CpuGsfm {
             return self.net.encode_memory(frame, query, masks, next);
         }
         let value = self.value_encoder.encode(frame, query, masks);
-        MemoryEncoding { key: query.k16.clone(), value: to_tensor(&value, &self.device), aux: None, quality: None }
+        MemoryEncoding { key: query.k16.clone(), value: to_tensor(value, &self.device), aux: None, quality: None }
     }
 
     fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
         decode_one(&self.net, query, readout, |q, r| {
             let (x, f8, f4) = decoder_inputs(q, r);
-            to_tensor(&self.decoder.forward(&x, &f8, &f4), &self.device)
+            to_tensor(self.decoder.forward(&x, &f8, &f4), &self.device)
         })
     }
 }

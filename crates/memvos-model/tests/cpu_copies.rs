@@ -1,0 +1,94 @@
+//! On memvos's CPU path a streamed frame's tensors are not copied between burn's `[N, C, H, W]`
+//! tensors and the kernels' NHWC maps: the query's features, the memory bank's keys and values
+//! and the readout are read where they lie. Only the input frame (made by burn) is converted.
+//! One test in its own binary: the conversion counter is process-wide.
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use memvos_cpu::Nhwc;
+use memvos_data::synth::{SynthConfig, generate_video};
+use memvos_memory::{MemoryBank, MemoryError, Similarity};
+use memvos_model::cpu::{conversions, to_nhwc, to_tensor};
+use memvos_model::{Benchmark, InferenceCore, KeyKind, MemoryEncoding, MemoryNetwork, Method, Model, ModelOptions, ModelSource, PropagatorConfig, Query, SharedNetwork};
+
+/// Adds a constant to the query value `v16` of the network it wraps (a tensor burn's ops make).
+struct EditV16(SharedNetwork);
+
+impl MemoryNetwork for EditV16 {
+    fn method(&self) -> Method {
+        self.0.method()
+    }
+    fn key_kind(&self) -> KeyKind {
+        self.0.key_kind()
+    }
+    fn similarity(&self) -> Similarity {
+        self.0.similarity()
+    }
+    fn encode_query(&self, frame: Tensor<4>, previous: Option<Tensor<4>>) -> Query {
+        let mut q = self.0.encode_query(frame, previous);
+        q.v16 = q.v16.add_scalar(0.5);
+        q
+    }
+    fn encode_memory(&self, frame: Tensor<4>, query: &Query, masks: Tensor<4>, next: Option<Tensor<4>>) -> MemoryEncoding {
+        self.0.encode_memory(frame, query, masks, next)
+    }
+    fn read_memory(&self, query: &Query, bank: &MemoryBank, positions: &[usize]) -> Result<Tensor<4>, MemoryError> {
+        self.0.read_memory(query, bank, positions)
+    }
+    fn decode(&self, query: &Query, readout: Tensor<4>) -> Tensor<4> {
+        self.0.decode(query, readout)
+    }
+}
+
+#[test]
+fn a_streamed_frame_copies_only_its_input() {
+    // Maps made by the path become tensors and come back without a copy: the same buffer.
+    let device = Device::flex();
+    let x = Nhwc { n: 2, h: 3, w: 5, c: 7, data: (0..210).map(|i| i as f32 * 0.25 - 9.0).collect::<Vec<f32>>().into() };
+    let (ptr, values) = (x.data.as_ptr(), x.data.to_vec());
+    let before = conversions::counts();
+    let t = to_tensor(x, &device);
+    assert_eq!(t.dims(), [2, 7, 3, 5]);
+    let back = to_nhwc(t.clone());
+    assert!(back.data.is_shared() && back.data.as_ptr() == ptr, "the round trip copied the map");
+    assert_eq!(conversions::counts() - before, conversions::Conversions::default());
+    // burn sees the values in [N, C, H, W] order.
+    let nchw = t.clone().into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(nchw, Nhwc { n: 2, h: 3, w: 5, c: 7, data: values.clone().into() }.to_nchw());
+    // A tensor burn's ops made (here contiguous [N, C, H, W]) is converted, counted, by definition.
+    let edited = to_nhwc(t.add_scalar(1.0));
+    assert!(!edited.data.is_shared());
+    assert_eq!(edited.data.to_vec(), values.iter().map(|v| v + 1.0).collect::<Vec<_>>());
+    let plain = to_nhwc(Tensor::<4>::from_data(TensorData::new(nchw, [2, 7, 3, 5]), &device));
+    assert_eq!(plain.data.to_vec(), values);
+    assert_eq!((conversions::counts() - before).count, 2);
+
+    // A stream of the shipped STCN, 2 objects: after each step, only frame-sized 3-channel
+    // tensors (the input frame for the query and, on memory frames, the memory encoder) were
+    // converted — no feature map, key, value or readout.
+    let (h, w) = (96, 128);
+    let v = generate_video(&SynthConfig { videos: 1, frames: 7, height: h, width: w, min_objects: 2, max_objects: 2, entry_probability: 0.0, seed: 3, ..Default::default() }, 0).unwrap();
+    let model = Model::load(ModelSource::Default, &ModelOptions::default()).unwrap();
+    assert!(model.on_cpu_kernels());
+    let stream = |net: SharedNetwork| -> Vec<conversions::Conversions> {
+        let cfg = PropagatorConfig::for_method(Method::Stcn, Benchmark::YouTube);
+        let mut core = InferenceCore::new(net, cfg, None, &device).unwrap();
+        v.frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let before = conversions::counts();
+                core.step(f, (i == 0).then_some(&v.masks[0])).unwrap().unwrap();
+                conversions::counts() - before
+            })
+            .collect()
+    };
+    let frame = (3 * h * w) as u64;
+    for (i, c) in stream(model.shared()).iter().enumerate() {
+        assert!(c.count >= 1 && c.values == c.count * frame, "frame {i}: {} conversions of {} values, not only {frame}-value frames", c.count, c.values);
+    }
+    // The counter sees copies: a wrapper's edited v16 (made by burn's ops) is converted.
+    let edited = stream(Arc::new(EditV16(model.shared())));
+    assert!(edited[1..].iter().all(|c| c.values % frame != 0), "the edited v16 was not converted: {edited:?}");
+}
