@@ -359,7 +359,8 @@ mod amx {
                     let two_rows = r0 + 16 < rows;
                     // SAFETY: tile loads read 16 rows × 64 bytes: from the rounded block (rows
                     // r0..r0+32 < padded, pairs t..t+16 ≤ kh) and from `rhs` (pair rows t..t+16 ≤
-                    // kh, columns j0..j0+32 ≤ np, both padded in storage); stores go to `c`.
+                    // kh, columns j0..j0+32 ≤ np, both padded in storage); stores go to `dst`
+                    // when the 32 × 32 block lies inside it (checked), else to `c`.
                     unsafe {
                         asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
                         for t in (0..kh).step_by(16) {
@@ -378,6 +379,15 @@ mod amx {
                                     asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
                                 }
                             }
+                        }
+                        if r0 + 32 <= rows && j0 + 32 <= n {
+                            // All four tiles inside `dst`: stored there, rows n values apart
+                            // (rows i0+r0.., columns j0.. of dst, 32 × 32, in bounds).
+                            let d = dst.as_mut_ptr().add((i0 + r0) * n + j0);
+                            asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
+                                "tilestored [{c3} + {s}*1], tmm3", c = in(reg) d, c1 = in(reg) d.add(16),
+                                c2 = in(reg) d.add(16 * n), c3 = in(reg) d.add(16 * n + 16), s = in(reg) 4 * n, options(nostack));
+                            continue;
                         }
                         asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
                             "tilestored [{c3} + {s}*1], tmm3", c = in(reg) c.as_mut_ptr(), c1 = in(reg) c.as_mut_ptr().add(256),

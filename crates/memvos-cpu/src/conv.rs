@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::Nhwc;
+use crate::{Nhwc, give_back, scratch};
 use crate::precision::{Precision, Weights, WeightsRef, matmul_w};
 use crate::winograd;
 
@@ -234,11 +234,11 @@ impl PackedConv {
         out.data.par_chunks_mut(per_block * cout).enumerate().for_each(|(blk, dst)| {
             let p0 = blk * per_block;
             let np = dst.len() / cout;
-            let mut patch = Vec::new();
+            // Every patch value is written (copied, ReLU'd or zero-filled) before the product.
+            let mut patch = if direct { Vec::new() } else { scratch(np * kk) };
             let lhs: &[f32] = if direct {
                 &x.data[p0 * cin..(p0 + np) * cin]
             } else {
-                patch.resize(np * kk, 0.0);
                 for (i, row) in patch.chunks_mut(kk).enumerate() {
                     let p = p0 + i;
                     let (b, r) = (p / (ho * wo), p % (ho * wo));
@@ -268,6 +268,7 @@ impl PackedConv {
                 let p = p0 + i;
                 epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
             }
+            give_back(patch);
         });
         out
     }

@@ -43,6 +43,53 @@ pub use precision::{Precision, bf16_arithmetic, bf16_hardware, bf16_products, fr
 pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};
 pub use spectral::{DftBasis, dft2, dft_basis, idft2_real};
 
+/// Per-thread scratch buffers, reused from block to block and call to call: a kernel takes one
+/// ([`scratch`]), overwrites what it reads, and gives it back ([`give_back`]), so blocks neither
+/// allocate (fresh pages are faulted in and zeroed by the kernel) nor zero their buffers.
+mod scratch {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// At most this many buffers are kept per thread.
+    const KEPT: usize = 8;
+
+    /// A buffer of `len` values whose contents are unspecified (stale values of an earlier use,
+    /// or zeros): the caller writes every value before reading it.
+    pub(crate) fn scratch(len: usize) -> Vec<f32> {
+        let mut v = FREE.with(|f| {
+            let mut free = f.borrow_mut();
+            // The smallest kept buffer that holds `len`, else the largest (grown below).
+            let fit = free.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
+            let at = fit.or_else(|| free.iter().enumerate().max_by_key(|(_, b)| b.capacity()).map(|(i, _)| i));
+            at.map(|i| free.swap_remove(i)).unwrap_or_default()
+        });
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        v.truncate(len);
+        v
+    }
+
+    /// Returns a buffer taken with [`scratch`] for later use on this thread.
+    pub(crate) fn give_back(v: Vec<f32>) {
+        FREE.with(|f| {
+            let mut free = f.borrow_mut();
+            if free.len() < KEPT {
+                free.push(v);
+            } else if let Some(smallest) = free.iter_mut().min_by_key(|b| b.capacity()) {
+                if smallest.capacity() < v.capacity() {
+                    *smallest = v;
+                }
+            }
+        });
+    }
+}
+
+pub(crate) use scratch::{give_back, scratch};
+
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
     matmul_cols(m, n, k, dst, lhs, k, rhs, false);

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::Nhwc;
+use crate::{Nhwc, give_back, scratch};
 use crate::conv::{Fuse, Winograd, epilogue};
 use crate::precision::{Weights, matmul_w};
 
@@ -132,10 +132,12 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
     (0..blocks).into_par_iter().for_each(|blk| {
         let t0 = blk * tb;
         let nt = tb.min(tiles - t0);
-        let mut vbuf = vec![0.0f32; a2 * nt * cin];
-        let mut mbuf = vec![0.0f32; a2 * nt * cout];
-        let mut d = vec![0.0f32; a2 * cin];
-        let mut tmp = vec![0.0f32; a2 * cin];
+        // Every value of these is written before it is read (the gathers, transforms and
+        // products overwrite whole rows), so stale scratch is fine.
+        let (mut vbuf, mut mbuf) = (scratch(a2 * nt * cin), scratch(a2 * nt * cout));
+        let (mut d, mut tmp) = (scratch(a2 * cin), scratch(a2 * cin));
+        // Element e of tile t in the products' buffers: row t of matrix e.
+        let (v_elems, m_elems) = (Grid { base: 0, stride: nt * cin }, Grid { base: 0, stride: nt * cout });
         for t in 0..nt {
             let tile = t0 + t;
             let (b, r) = (tile / (th * tw), tile % (th * tw));
@@ -158,30 +160,22 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
                     }
                 }
             }
-            // tmp = Bᵀ d (over rows), then V = tmp B (over columns), vectorised over channels.
-            // (d is no longer needed once tmp holds Bᵀ d, so V goes back into it.)
-            transform(mt.bt, a, a, &d, &mut tmp, cin, true);
-            transform(mt.bt, a, a, &tmp, &mut d, cin, false);
-            for e in 0..a2 {
-                vbuf[(e * nt + t) * cin..(e * nt + t + 1) * cin].copy_from_slice(&d[e * cin..(e + 1) * cin]);
-            }
+            // tmp = Bᵀ d (over rows), then V = tmp B (over columns) straight into row t of
+            // each product's input, vectorised over channels.
+            rows_step(mt.bt, a, a, &d, &mut tmp, Grid::dense(cin), cin);
+            cols_step(mt.bt, a, a, a, &tmp, Grid::dense(cin), &mut vbuf, v_elems.at(t * cin), cin);
         }
         for e in 0..a2 {
             matmul_w(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], u.matrix(e));
         }
-        let mut mt_in = vec![0.0f32; a2 * cout];
-        let mut half = vec![0.0f32; m * a * cout];
-        let mut y = vec![0.0f32; m * m * cout];
+        let (mut half, mut y) = (scratch(m * a * cout), scratch(m * m * cout));
         for t in 0..nt {
             let tile = t0 + t;
             let (b, r) = (tile / (th * tw), tile % (th * tw));
             let (ty, tx) = (r / tw, r % tw);
-            for e in 0..a2 {
-                mt_in[e * cout..(e + 1) * cout].copy_from_slice(&mbuf[(e * nt + t) * cout..(e * nt + t + 1) * cout]);
-            }
-            // Y = Aᵀ M A.
-            transform(mt.at, m, a, &mt_in, &mut half, cout, true);
-            transform_cols(mt.at, m, a, &half, &mut y, cout);
+            // Y = Aᵀ M A, M read from row t of each product's output.
+            rows_step_from(mt.at, m, a, &mbuf, m_elems.at(t * cout), &mut half, cout);
+            cols_step(mt.at, m, a, m, &half, Grid::dense(cout), &mut y, Grid::dense(cout), cout);
             for i in 0..m {
                 let oy = ty * m + i;
                 if oy >= ho {
@@ -202,6 +196,9 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
                 }
             }
         }
+        for buf in [vbuf, mbuf, d, tmp, half, y] {
+            give_back(buf);
+        }
     });
     out
 }
@@ -219,58 +216,107 @@ impl SendPtr {
     }
 }
 
-/// `out[i][j] = Σ_k mat[i][k] · inp[k][j]` (rows, `rows_in` → `rows_out`) for `rows_out × cols`
-/// grids of channel vectors (`cols = rows_in` for the square step), when `rows` is true.
-fn transform(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], out: &mut [f32], c: usize, rows: bool) {
-    if rows {
-        // inp: [rows_in][cols][c] with cols = rows_in (square input grid); out: [rows_out][cols][c].
-        let cols = rows_in;
-        for i in 0..rows_out {
-            for j in 0..cols {
-                let o = &mut out[(i * cols + j) * c..(i * cols + j + 1) * c];
-                o.fill(0.0);
-                for k in 0..rows_in {
-                    let w = mat[i * rows_in + k] as f32;
-                    if w != 0.0 {
-                        let src = &inp[(k * cols + j) * c..(k * cols + j + 1) * c];
-                        o.iter_mut().zip(src).for_each(|(x, &s)| *x += w * s);
-                    }
-                }
-            }
+/// Where the channel vectors of a grid of transform elements lie in a buffer: element `e`
+/// at `base + e · stride` (`stride = C` when they are packed one after another).
+#[derive(Clone, Copy)]
+struct Grid {
+    base: usize,
+    stride: usize,
+}
+
+impl Grid {
+    /// Elements one after another, `c` values each.
+    fn dense(c: usize) -> Grid {
+        Grid { base: 0, stride: c }
+    }
+
+    /// The same grid shifted by `offset` values.
+    fn at(self, offset: usize) -> Grid {
+        Grid { base: self.base + offset, stride: self.stride }
+    }
+
+    fn range(self, e: usize, c: usize) -> std::ops::Range<usize> {
+        let start = self.base + e * self.stride;
+        start..start + c
+    }
+}
+
+/// Values per step of [`combine`]: its sums stay in registers.
+const LANES: usize = 16;
+
+/// `out = Σ w · src` over `terms` (channel vectors of `out.len()` values), in the terms' order,
+/// one block of [`LANES`] channels at a time, so `out` is written once.
+fn combine(out: &mut [f32], terms: &[(f32, &[f32])]) {
+    let c = out.len();
+    let full = c - c % LANES;
+    for j in (0..full).step_by(LANES) {
+        let mut acc = [0.0f32; LANES];
+        for &(w, src) in terms {
+            acc.iter_mut().zip(&src[j..j + LANES]).for_each(|(x, &s)| *x += w * s);
         }
-    } else {
-        // Columns of a square grid: out[i][j] = Σ_k mat[j][k] · inp[i][k].
-        let n = rows_in;
-        for i in 0..n {
-            for j in 0..rows_out {
-                let o = &mut out[(i * rows_out + j) * c..(i * rows_out + j + 1) * c];
-                o.fill(0.0);
-                for k in 0..n {
-                    let w = mat[j * n + k] as f32;
-                    if w != 0.0 {
-                        let src = &inp[(i * n + k) * c..(i * n + k + 1) * c];
-                        o.iter_mut().zip(src).for_each(|(x, &s)| *x += w * s);
-                    }
+        out[j..j + LANES].copy_from_slice(&acc);
+    }
+    for j in full..c {
+        out[j] = terms.iter().fold(0.0f32, |acc, &(w, src)| acc + w * src[j]);
+    }
+}
+
+/// The rows step of a transform: `out[i][j] = Σ_k mat[i][k] · inp[k][j]` over `rows_in × cols`
+/// (`cols = rows_in`) packed channel vectors of `inp`, into `rows_out × cols` of `out`.
+fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], out: &mut [f32], out_grid: Grid, c: usize) {
+    let cols = rows_in;
+    for i in 0..rows_out {
+        for j in 0..cols {
+            let mut terms: [(f32, &[f32]); 8] = [(0.0, &[]); 8];
+            let mut count = 0;
+            for k in 0..rows_in {
+                let w = mat[i * rows_in + k] as f32;
+                if w != 0.0 {
+                    terms[count] = (w, &inp[(k * cols + j) * c..(k * cols + j + 1) * c]);
+                    count += 1;
                 }
             }
+            combine(&mut out[out_grid.range(i * cols + j, c)], &terms[..count]);
         }
     }
 }
 
-/// The column step of the output transform: `y[i][j] = Σ_k Aᵀ[j][k] · half[i][k]` for `half`
-/// of `m × α` channel vectors.
-fn transform_cols(at: &[f64], m: usize, a: usize, half: &[f32], y: &mut [f32], c: usize) {
-    for i in 0..m {
-        for j in 0..m {
-            let o = &mut y[(i * m + j) * c..(i * m + j + 1) * c];
-            o.fill(0.0);
-            for k in 0..a {
-                let w = at[j * a + k] as f32;
+/// [`rows_step`] reading its `rows_in × rows_in` input elements from `inp` at `in_grid`, into
+/// packed `out`.
+fn rows_step_from(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], c: usize) {
+    let cols = rows_in;
+    for i in 0..rows_out {
+        for j in 0..cols {
+            let mut terms: [(f32, &[f32]); 8] = [(0.0, &[]); 8];
+            let mut count = 0;
+            for k in 0..rows_in {
+                let w = mat[i * rows_in + k] as f32;
                 if w != 0.0 {
-                    let src = &half[(i * a + k) * c..(i * a + k + 1) * c];
-                    o.iter_mut().zip(src).for_each(|(x, &s)| *x += w * s);
+                    terms[count] = (w, &inp[in_grid.range(k * cols + j, c)]);
+                    count += 1;
                 }
             }
+            combine(&mut out[(i * cols + j) * c..(i * cols + j + 1) * c], &terms[..count]);
+        }
+    }
+}
+
+/// The columns step: `out[i][j] = Σ_k mat[j][k] · inp[i][k]` for `rows × n` elements of `inp`
+/// (at `in_grid`) into `rows × cols_out` elements of `out` (at `out_grid`).
+#[allow(clippy::too_many_arguments)]
+fn cols_step(mat: &[f64], cols_out: usize, n: usize, rows: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], out_grid: Grid, c: usize) {
+    for i in 0..rows {
+        for j in 0..cols_out {
+            let mut terms: [(f32, &[f32]); 8] = [(0.0, &[]); 8];
+            let mut count = 0;
+            for k in 0..n {
+                let w = mat[j * n + k] as f32;
+                if w != 0.0 {
+                    terms[count] = (w, &inp[in_grid.range(i * n + k, c)]);
+                    count += 1;
+                }
+            }
+            combine(&mut out[out_grid.range(i * cols_out + j, c)], &terms[..count]);
         }
     }
 }
