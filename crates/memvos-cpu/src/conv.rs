@@ -222,7 +222,8 @@ impl PackedConv {
         let (cin, cout, k) = (s.cin, s.cout, s.k);
         let kk = k * k * cin;
         let pixels = x.n * ho * wo;
-        let mut out = Nhwc::zeros(x.n, ho, wo, cout);
+        // Every output value is written below (the products, then the epilogue).
+        let mut out = Nhwc::for_overwrite(x.n, ho, wo, cout);
         if pixels == 0 {
             return out;
         }

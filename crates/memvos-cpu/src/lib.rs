@@ -37,7 +37,7 @@ pub mod shapes;
 
 pub use conv::{BatchNormFold, ConvKind, ConvSpec, Fuse, PackedConv, WINOGRAD_MIN_PIXELS, Winograd};
 pub use memory::{Affinity, TopKRead};
-pub use nhwc::{Floats, Nhwc, SharedFloats};
+pub use nhwc::{Floats, Nhwc, SharedFloats, pool};
 pub use bf16::ARITHMETIC_VAR as BF16_ARITHMETIC_VAR;
 pub use precision::{Precision, bf16_arithmetic, bf16_hardware, bf16_products, from_bf16, to_bf16};
 pub use resize::{bilinear, bilinear_taps, max_pool_3x3_s2};

@@ -31,11 +31,73 @@ impl Floats {
     }
 
     /// The values as a vector (a copy only when they are shared).
-    pub fn into_vec(self) -> Vec<f32> {
-        match self {
-            Floats::Owned(v) => v,
+    pub fn into_vec(mut self) -> Vec<f32> {
+        match &mut self {
+            Floats::Owned(v) => std::mem::take(v),
             Floats::Shared(s) => s.floats().to_vec(),
         }
+    }
+}
+
+impl Drop for Floats {
+    /// A large buffer of the map's own goes back to the [`pool`] for the next map of its size.
+    fn drop(&mut self) {
+        if let Floats::Owned(v) = self {
+            pool::put(std::mem::take(v));
+        }
+    }
+}
+
+/// Buffers of maps that were dropped, kept for the next map of the same size: a streamed video
+/// asks for the same sizes every frame, so its maps reuse buffers whose pages are already
+/// mapped instead of faulting in (and zeroing) fresh ones. One pool per process, shared by the
+/// streams (the network calls carry no stream), bounded by [`pool::KEPT_BYTES`]; buffers under
+/// [`pool::MIN_VALUES`] are left to the allocator.
+pub mod pool {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Smallest buffer kept: 256 K values (1 MiB).
+    pub const MIN_VALUES: usize = 1 << 18;
+    /// Most bytes kept at once (128 MiB); a buffer that would pass it is freed.
+    pub const KEPT_BYTES: usize = 128 << 20;
+
+    struct Pool {
+        by_len: HashMap<usize, Vec<Vec<f32>>>,
+        bytes: usize,
+    }
+
+    static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+    /// A kept buffer of exactly `len` values (stale contents), if there is one.
+    pub(crate) fn take(len: usize) -> Option<Vec<f32>> {
+        if len < MIN_VALUES {
+            return None;
+        }
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.as_mut()?;
+        let v = pool.by_len.get_mut(&len)?.pop()?;
+        pool.bytes -= 4 * len;
+        Some(v)
+    }
+
+    /// Keeps `v` (of length = capacity ≥ [`MIN_VALUES`]) while the pool has room.
+    pub(crate) fn put(v: Vec<f32>) {
+        let len = v.len();
+        if len < MIN_VALUES || v.capacity() != len {
+            return;
+        }
+        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = guard.get_or_insert_with(|| Pool { by_len: HashMap::new(), bytes: 0 });
+        if pool.bytes + 4 * len <= KEPT_BYTES {
+            pool.bytes += 4 * len;
+            pool.by_len.entry(len).or_default().push(v);
+        }
+    }
+
+    /// Bytes kept now.
+    pub fn kept_bytes() -> usize {
+        POOL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.bytes)
     }
 }
 
@@ -111,7 +173,32 @@ pub struct Nhwc {
 impl Nhwc {
     /// A map of zeros.
     pub fn zeros(n: usize, h: usize, w: usize, c: usize) -> Self {
-        Nhwc { n, h, w, c, data: vec![0.0; n * h * w * c].into() }
+        let len = n * h * w * c;
+        let data = match pool::take(len) {
+            Some(mut v) => {
+                v.fill(0.0);
+                v
+            }
+            None => vec![0.0; len],
+        };
+        Nhwc { n, h, w, c, data: data.into() }
+    }
+
+    /// A map whose every value the caller writes before anything reads it: a kept buffer of
+    /// its size ([`pool`]) with stale contents, else zeros. (Debug builds fill a kept buffer
+    /// with NaN, so a value left unwritten shows in the tests.)
+    pub fn for_overwrite(n: usize, h: usize, w: usize, c: usize) -> Self {
+        let len = n * h * w * c;
+        let data = match pool::take(len) {
+            Some(mut v) => {
+                if cfg!(debug_assertions) {
+                    v.fill(f32::NAN);
+                }
+                v
+            }
+            None => vec![0.0; len],
+        };
+        Nhwc { n, h, w, c, data: data.into() }
     }
 
     /// Pixels (`N·H·W`).

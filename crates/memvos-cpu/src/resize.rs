@@ -23,7 +23,8 @@ pub fn bilinear_taps(inp: usize, out: usize) -> Vec<(usize, usize, f32)> {
 /// size, or an integer scale factor, which maps coordinates the same way).
 pub fn bilinear(x: &Nhwc, h: usize, w: usize) -> Nhwc {
     let c = x.c;
-    let mut out = Nhwc::zeros(x.n, h, w, c);
+    // Every output value is written below (when the input has any).
+    let mut out = if x.h == 0 || x.w == 0 { Nhwc::zeros(x.n, h, w, c) } else { Nhwc::for_overwrite(x.n, h, w, c) };
     if x.h == 0 || x.w == 0 || out.data.is_empty() {
         return out;
     }
@@ -51,7 +52,8 @@ pub fn bilinear(x: &Nhwc, h: usize, w: usize) -> Nhwc {
 pub fn max_pool_3x3_s2(x: &Nhwc) -> Nhwc {
     let (ho, wo) = ((x.h + 2 - 3) / 2 + 1, (x.w + 2 - 3) / 2 + 1);
     let c = x.c;
-    let mut out = Nhwc::zeros(x.n, ho, wo, c);
+    // Every output value is set (to −∞, then the window's maximum).
+    let mut out = Nhwc::for_overwrite(x.n, ho, wo, c);
     out.data.par_chunks_mut(wo * c).enumerate().for_each(|(row, dst)| {
         let (b, oy) = (row / ho, row % ho);
         for (ox, o) in dst.chunks_mut(c).enumerate() {

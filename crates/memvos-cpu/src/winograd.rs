@@ -122,7 +122,8 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
     let (ho, wo) = (x.h + 2 * pad - 2, x.w + 2 * pad - 2);
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let tiles = x.n * th * tw;
-    let mut out = Nhwc::zeros(x.n, ho, wo, cout);
+    // Every output pixel lies in one tile, which writes it.
+    let mut out = Nhwc::for_overwrite(x.n, ho, wo, cout);
     // At least two blocks per thread where the map allows (blocks of ≥ 8 tiles), so small maps
     // (112 tiles at 30×54) still use every core.
     let tb = tiles_per_block(cin, a).clamp(8, 128).min(tiles.div_ceil(2 * rayon::current_num_threads()).max(8));

@@ -181,14 +181,13 @@ pub fn to_nhwc(t: Tensor<4>) -> Nhwc {
 /// A map that reads another owner's values in place is copied first.
 pub fn to_tensor(x: Nhwc, device: &Device) -> Tensor<4> {
     let Nhwc { n, h, w, c, data } = x;
-    let data = match data {
-        Floats::Owned(v) => v,
-        shared => {
-            let start = std::time::Instant::now();
-            let v = shared.into_vec();
-            conversions::record(v.len(), start);
-            v
-        }
+    let data = if data.is_shared() {
+        let start = std::time::Instant::now();
+        let v = data.into_vec();
+        conversions::record(v.len(), start);
+        v
+    } else {
+        data.into_vec() // the buffer itself
     };
     Tensor::<4>::from_data(TensorData::new(data, [n, h, w, c]), device).permute([0, 3, 1, 2])
 }
