@@ -22,7 +22,7 @@ use memvos::model::aggregate::aggregate;
 use memvos::model::cpu::{CpuOptions, Precision, accelerate, conversions};
 use memvos::model::{AnyNetwork, Benchmark, InferenceCore, Method, PropagatorConfig, SharedNetwork};
 use memvos::runner::{CpuKernels, MethodChoice};
-use memvos::timing::median_seconds;
+use memvos::timing::{faults, median_seconds};
 
 #[derive(Parser)]
 #[command(about = "Per-stage time of one 480p step of a memory network")]
@@ -96,8 +96,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let methods: Vec<Method> = args.method.method().map(|m| vec![m]).unwrap_or_else(|| Method::ALL.to_vec());
     let (h, w, k) = (fh.div_ceil(16) * 16, fw.div_ceil(16) * 16, args.objects);
     println!("{fh}×{fw} (stages at {h}×{w}), {k} object(s), CPU kernels: {:?}, {} weights{}, {} threads", args.cpu_kernels, args.precision, bf16_note(args.precision), memvos::runner::threads());
-    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS | host↔device copies per streamed frame | CPU path's tensor↔NHWC conversions per streamed frame |", args.memory);
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| method | query encoder | memory read ({} frames) | decoder | aggregation | memory encoder | streamed frame | FPS | host↔device copies per streamed frame | CPU path's tensor↔NHWC conversions per streamed frame | fresh pages faulted in per streamed frame (allocation) |", args.memory);
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for method in methods {
         let any = AnyNetwork::new(method, None, &device)?;
         let fast = match args.cpu_kernels.options() {
@@ -116,8 +116,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         let net = shared.as_ref();
         if args.stream_only {
-            let (per_frame, fps, copies, outside) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
-            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} |");
+            let (per_frame, fps, copies, outside, fresh) = stream(shared.clone(), method, k, args.stream.max(2), (fh, fw), &device)?;
+            println!("| {method} | | | | | | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} | {fresh} |");
             continue;
         }
         let normal = Distribution::Normal(0.0, 1.0);
@@ -139,8 +139,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let d = ms(&mut || net.decode(&query, readout.clone()));
         let a = ms(&mut || aggregate(masks.clone()));
         let m = ms(&mut || net.encode_memory(frame.clone(), &query, masks.clone(), Some(frame.clone())).value);
-        let (per_frame, fps, copies, outside) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN, String::new(), String::new()) };
-        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} |");
+        let (per_frame, fps, copies, outside, fresh) = if args.stream > 0 { stream(shared.clone(), method, k, args.stream, (fh, fw), &device)? } else { (f64::NAN, f64::NAN, String::new(), String::new(), String::new()) };
+        println!("| {method} | {q:.0} ms | {r:.0} ms | {d:.0} ms | {a:.0} ms | {m:.0} ms | {per_frame:.0} ms | {fps:.2} | {copies} | {outside} | {fresh} |");
     }
     Ok(())
 }
@@ -148,8 +148,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 /// Streams a synthetic video of `frames` frames with `objects` objects through the
 /// inference core (DAVIS schedule); returns (ms per frame after the first, FPS, the copies
 /// between host and device memvos made per frame after the first, the CPU path's tensor ↔ NHWC
-/// conversions per frame).
-fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64, String, String), Box<dyn std::error::Error>> {
+/// conversions per frame, the pages faulted in per frame and the kernel time they cost).
+#[allow(clippy::type_complexity)]
+fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (height, width): (usize, usize), device: &memvos::burn::tensor::Device) -> Result<(f64, f64, String, String, String), Box<dyn std::error::Error>> {
     let synth = SynthConfig { videos: 1, frames, height, width, min_objects: objects, max_objects: objects, entry_probability: 0.0, seed: 3, ..Default::default() };
     let video = generate_video(&synth, 0)?;
     let mut core = InferenceCore::new(net, PropagatorConfig::for_method(method, Benchmark::Davis2017), None, device)?;
@@ -157,6 +158,7 @@ fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (he
     let _ = device.sync();
     let before = transfers::counts();
     let converted = conversions::counts();
+    let faulted = faults();
     let start = Instant::now();
     for f in &video.frames[1..] {
         core.step(f, None)?;
@@ -173,5 +175,12 @@ fn stream(net: SharedNetwork, method: Method, objects: usize, frames: usize, (he
         let ms = v.nanos as f64 / 1e6 / n;
         format!("{:.0} ({:.0} MB), {ms:.0} ms = {:.1} % of the frame", v.count as f64 / n, 4.0 * v.values as f64 / n / 1e6, 100.0 * ms / (1e3 * per))
     };
-    Ok((1e3 * per, 1.0 / per, copies, outside))
+    let fresh = match (faulted, faults()) {
+        (Some(a), Some(b)) => {
+            let d = b - a;
+            format!("{:.1} K ({:.0} MB of 4 KiB pages), {:.0} ms of kernel time (all threads)", d.minor as f64 / n / 1e3, d.minor as f64 * 4096.0 / n / 1e6, 1e3 * d.system_seconds / n)
+        }
+        _ => "not measured here (no /proc/self/stat)".to_string(),
+    };
+    Ok((1e3 * per, 1.0 / per, copies, outside, fresh))
 }

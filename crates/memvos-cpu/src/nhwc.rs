@@ -69,16 +69,30 @@ pub mod pool {
 
     static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-    /// A kept buffer of exactly `len` values (stale contents), if there is one.
+    /// A kept buffer of exactly `len` values (stale contents), if there is one. When there is
+    /// none, kept buffers of other sizes are freed first until `len` values' worth is (the
+    /// caller is about to allocate that much): memory the pool keeps is then never added on top
+    /// of a new allocation, so it does not raise the process's peak.
     pub(crate) fn take(len: usize) -> Option<Vec<f32>> {
         if len < MIN_VALUES {
             return None;
         }
         let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let pool = guard.as_mut()?;
-        let v = pool.by_len.get_mut(&len)?.pop()?;
-        pool.bytes -= 4 * len;
-        Some(v)
+        if let Some(v) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
+            pool.bytes -= 4 * len;
+            return Some(v);
+        }
+        let mut freed = 0;
+        while freed < 4 * len && pool.bytes > 0 {
+            let Some(size) = pool.by_len.iter().find(|(_, bufs)| !bufs.is_empty()).map(|(&size, _)| size) else { break };
+            if let Some(v) = pool.by_len.get_mut(&size).and_then(Vec::pop) {
+                pool.bytes -= 4 * size;
+                freed += 4 * size;
+                drop(v);
+            }
+        }
+        None
     }
 
     /// Keeps `v` (of length = capacity ≥ [`MIN_VALUES`]) while the pool has room.

@@ -1,0 +1,49 @@
+//! The pool of map buffers (`memvos_cpu::pool`): a dropped map's buffer serves the next map of
+//! its size, zeroed when asked for zeros; a request it cannot serve frees what it keeps first, so
+//! the pool never sits on top of a new allocation. One test in its own process: the pool is
+//! process-wide.
+
+use memvos_cpu::{Nhwc, pool};
+
+#[test]
+fn dropped_buffers_serve_the_next_map_of_their_size() {
+    let (n, h, w, c) = (1, 64, 64, 80); // 327,680 values: above pool::MIN_VALUES
+    let len = n * h * w * c;
+    assert!(len >= pool::MIN_VALUES);
+    let mut a = Nhwc::zeros(n, h, w, c);
+    a.data.iter_mut().for_each(|v| *v = 3.0);
+    let ptr = a.data.as_ptr();
+    drop(a);
+    assert_eq!(pool::kept_bytes(), 4 * len);
+    // The same size again: the same buffer, its stale values overwritten by the caller (debug
+    // builds fill it with NaN first, so a value a kernel forgets shows up).
+    let b = Nhwc::for_overwrite(n, h, w, c);
+    assert_eq!(b.data.as_ptr(), ptr, "the kept buffer was not reused");
+    assert_eq!(pool::kept_bytes(), 0);
+    if cfg!(debug_assertions) {
+        assert!(b.data.iter().all(|v| v.is_nan()));
+    }
+    drop(b);
+    // Zeros from a kept buffer are zeros.
+    let z = Nhwc::zeros(n, h, w, c);
+    assert_eq!(z.data.as_ptr(), ptr);
+    assert!(z.data.iter().all(|&v| v == 0.0));
+    drop(z);
+    // Another size: nothing kept fits, so the kept buffer is freed before the new allocation.
+    assert_eq!(pool::kept_bytes(), 4 * len);
+    let other = Nhwc::zeros(n, h, w, 2 * c);
+    assert_eq!(pool::kept_bytes(), 0, "the pool kept its buffer beside a new allocation");
+    drop(other);
+    // Small maps are left to the allocator; a map's values handed out (into_vec) leave the pool out.
+    drop(Nhwc::zeros(1, 4, 4, 4));
+    assert_eq!(pool::kept_bytes(), 4 * 2 * len);
+    let v = Nhwc::zeros(n, h, w, c).data.into_vec();
+    assert_eq!(v.len(), len);
+    assert_eq!(pool::kept_bytes(), 0, "freed before the allocation of another size");
+    drop(v);
+    assert_eq!(pool::kept_bytes(), 0, "a vector handed out is not the pool's");
+    // The bound: at most KEPT_BYTES at once.
+    let big: Vec<Nhwc> = (0..(pool::KEPT_BYTES / (4 * len)) + 3).map(|_| Nhwc::zeros(n, h, w, c)).collect();
+    drop(big);
+    assert!(pool::kept_bytes() <= pool::KEPT_BYTES);
+}
