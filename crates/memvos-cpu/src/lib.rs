@@ -21,6 +21,11 @@
 //! One level of parallelism: blocks of output pixels or tiles are spread over rayon's threads,
 //! each running single-threaded matrix products (the `gemm` crate's kernels, chosen at run time:
 //! AVX2/FMA or AVX-512 where the CPU has them).
+//!
+//! Memory is reused rather than allocated per call: each thread keeps its blocks' buffers, and
+//! a map's values ([`Floats`]) are its own buffer — which goes back to the [`pool`] for the next
+//! map of its size when the map is dropped — or another owner's (a burn tensor's storage) read
+//! in place.
 
 #![warn(missing_docs)]
 

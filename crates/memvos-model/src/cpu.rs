@@ -16,6 +16,13 @@
 //!
 //! Each 3×3 stride-1 convolution runs by Winograd's `F(4×4, 3×3)` unless [`CpuOptions`] says
 //! otherwise; its rounding error is what the parity tests measure (see the README).
+//!
+//! Nothing is copied at the [`MemoryNetwork`] boundary: [`to_tensor`] hands a map's buffer to
+//! burn as the tensor's storage (NHWC, seen as `[N, C, H, W]` through a permutation), and
+//! [`to_nhwc`] reads a tensor so laid out in place — the query's features, the memory bank's
+//! keys and values (read frame by frame where they lie), the readout. A tensor laid out
+//! otherwise (made by burn's ops, e.g. a wrapper's edit) is converted, and [`conversions`]
+//! counts it.
 
 
 use burn::nn::conv::Conv2d;
