@@ -150,39 +150,5 @@ pub(crate) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_cols(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_stride: usize, rhs: &[f32], accumulate: bool) {
     assert!(k <= lhs_stride && dst.len() >= m * n && rhs.len() >= k * n, "matmul operands");
-    assert!(m == 0 || lhs.len() >= (m - 1) * lhs_stride + k, "matmul operands");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the slices hold at least the `m × n`, `m` rows of `k` (stride `lhs_stride`) and
-    // `k × n` row-major elements the strides describe (asserted above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            1,
-            lhs_stride as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul_strided(m, n, k, dst, n, lhs, lhs_stride, 1, rhs, n, 1, accumulate);
 }

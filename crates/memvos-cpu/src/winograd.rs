@@ -163,7 +163,7 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
             }
             // tmp = Bᵀ d (over rows), then V = tmp B (over columns) straight into row t of
             // each product's input, vectorised over channels.
-            rows_step(mt.bt, a, a, &d, &mut tmp, Grid::dense(cin), cin);
+            rows_step(mt.bt, a, a, &d, Grid::dense(cin), &mut tmp, Grid::dense(cin), cin);
             cols_step(mt.bt, a, a, a, &tmp, Grid::dense(cin), &mut vbuf, v_elems.at(t * cin), cin);
         }
         for e in 0..a2 {
@@ -175,7 +175,7 @@ pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usi
             let (b, r) = (tile / (th * tw), tile % (th * tw));
             let (ty, tx) = (r / tw, r % tw);
             // Y = Aᵀ M A, M read from row t of each product's output.
-            rows_step_from(mt.at, m, a, &mbuf, m_elems.at(t * cout), &mut half, cout);
+            rows_step(mt.at, m, a, &mbuf, m_elems.at(t * cout), &mut half, Grid::dense(cout), cout);
             cols_step(mt.at, m, a, m, &half, Grid::dense(cout), &mut y, Grid::dense(cout), cout);
             for i in 0..m {
                 let oy = ty * m + i;
@@ -263,28 +263,10 @@ fn combine(out: &mut [f32], terms: &[(f32, &[f32])]) {
 }
 
 /// The rows step of a transform: `out[i][j] = Σ_k mat[i][k] · inp[k][j]` over `rows_in × cols`
-/// (`cols = rows_in`) packed channel vectors of `inp`, into `rows_out × cols` of `out`.
-fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], out: &mut [f32], out_grid: Grid, c: usize) {
-    let cols = rows_in;
-    for i in 0..rows_out {
-        for j in 0..cols {
-            let mut terms: [(f32, &[f32]); 8] = [(0.0, &[]); 8];
-            let mut count = 0;
-            for k in 0..rows_in {
-                let w = mat[i * rows_in + k] as f32;
-                if w != 0.0 {
-                    terms[count] = (w, &inp[(k * cols + j) * c..(k * cols + j + 1) * c]);
-                    count += 1;
-                }
-            }
-            combine(&mut out[out_grid.range(i * cols + j, c)], &terms[..count]);
-        }
-    }
-}
-
-/// [`rows_step`] reading its `rows_in × rows_in` input elements from `inp` at `in_grid`, into
-/// packed `out`.
-fn rows_step_from(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], c: usize) {
+/// (`cols = rows_in`) channel vectors of `inp` (at `in_grid`), into `rows_out × cols` of `out`
+/// (at `out_grid`).
+#[allow(clippy::too_many_arguments)]
+fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], out_grid: Grid, c: usize) {
     let cols = rows_in;
     for i in 0..rows_out {
         for j in 0..cols {
@@ -297,7 +279,7 @@ fn rows_step_from(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_
                     count += 1;
                 }
             }
-            combine(&mut out[(i * cols + j) * c..(i * cols + j + 1) * c], &terms[..count]);
+            combine(&mut out[out_grid.range(i * cols + j, c)], &terms[..count]);
         }
     }
 }
