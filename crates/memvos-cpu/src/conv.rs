@@ -269,7 +269,9 @@ impl PackedConv {
                 let p = p0 + i;
                 epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
             }
-            give_back(patch);
+            if !direct {
+                give_back(patch); // only what was taken: the direct path's empty vector stays out of the list
+            }
         });
         out
     }
