@@ -157,8 +157,11 @@ pub struct ModelArgs {
 /// `--cpu-kernels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum CpuKernels {
-    /// memvos's CPU path with Winograd F(4×4, 3×3) (F(2×2) for convolutions of ≥ 512×512 channels).
+    /// memvos's CPU path with Winograd F(4×4, 3×3) (F(2×2) for convolutions of ≥ 512×512
+    /// channels outside STCN's decoder).
     Memvos,
+    /// memvos's CPU path with Winograd F(4×4, 3×3) on every 3×3 convolution (fastest, most memory).
+    MemvosF4All,
     /// memvos's CPU path with Winograd F(2×2, 3×3) (smaller rounding error).
     MemvosF2,
     /// memvos's CPU path with every convolution as im2col + matrix product (most exact).
@@ -180,6 +183,7 @@ impl CpuKernels {
     pub fn kernels(self) -> Kernels {
         match self {
             CpuKernels::Memvos => Kernels::Memvos(ConvAlgo::F4),
+            CpuKernels::MemvosF4All => Kernels::Memvos(ConvAlgo::F4All),
             CpuKernels::MemvosF2 => Kernels::Memvos(ConvAlgo::F2),
             CpuKernels::MemvosGemm => Kernels::Memvos(ConvAlgo::Gemm),
             CpuKernels::Burn => Kernels::Burn,

@@ -111,12 +111,13 @@ pub(crate) fn kernel() -> Option<Kernel> {
     }
 }
 
-/// `dst = bf16(lhs) · rhs` (`m × k` row-major by the paired `k × n` `rhs`), single-threaded, on
-/// [`kernel`]'s arithmetic; `false` (nothing written) when there is none.
-pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[u16]) -> bool {
+/// `dst = bf16(lhs) · rhs` (`m × k` row-major, rows `lda ≥ k` values apart, by the paired
+/// `k × n` `rhs`), single-threaded, on [`kernel`]'s arithmetic; `false` (nothing written) when
+/// there is none.
+pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16]) -> bool {
     match kernel() {
         Some(kernel) => {
-            matmul_on(kernel, m, n, k, dst, lhs, rhs);
+            matmul_on(kernel, m, n, k, dst, lhs, lda, rhs);
             true
         }
         None => false,
@@ -128,8 +129,9 @@ pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32],
 ///
 /// # Panics
 /// When the operands are smaller than the shapes say, or the kernel is not this CPU's.
-pub(crate) fn matmul_on(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[u16]) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= paired_len(k, n), "bf16 matmul operands");
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_on(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16]) {
+    assert!(dst.len() >= m * n && k <= lda && (m == 0 || lhs.len() >= (m - 1) * lda + k) && rhs.len() >= paired_len(k, n), "bf16 matmul operands");
     let ours = self::kernel();
     assert!(ours == Some(kernel) || (kernel == Kernel::Avx512 && ours == Some(Kernel::Amx)), "{} does not run on this CPU", kernel.name());
     if m == 0 || n == 0 {
@@ -142,8 +144,8 @@ pub(crate) fn matmul_on(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut 
         // asserted above.
         unsafe {
             match kernel {
-                Kernel::Amx => amx::matmul(m, n, k, dst, lhs, rhs, &mut a),
-                Kernel::Avx512 => avx512::matmul(m, n, k, dst, lhs, rhs, &mut a),
+                Kernel::Amx => amx::matmul(m, n, k, dst, lhs, lda, rhs, &mut a),
+                Kernel::Avx512 => avx512::matmul(m, n, k, dst, lhs, lda, rhs, &mut a),
             }
         }
     });
@@ -164,13 +166,13 @@ mod rounding {
 
     use super::to_bf16;
 
-    /// `rows` rows of `k` float32 values (stride `k`) as rows of `stride` bfloat16 pairs, the
+    /// `rows` rows of `k` float32 values (`lda` apart) as rows of `stride` bfloat16 pairs, the
     /// pairs past `⌈k/2⌉` zero.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn round_rows(src: &[f32], rows: usize, k: usize, out: &mut [u32], stride: usize) {
+    pub(super) unsafe fn round_rows(src: &[f32], rows: usize, k: usize, lda: usize, out: &mut [u32], stride: usize) {
         for r in 0..rows {
             // SAFETY: AVX-512 F and BF16 are enabled here (the caller's contract).
-            unsafe { round_row(&src[r * k..(r + 1) * k], &mut out[r * stride..(r + 1) * stride]) };
+            unsafe { round_row(&src[r * lda..r * lda + k], &mut out[r * stride..(r + 1) * stride]) };
         }
     }
 
@@ -211,14 +213,15 @@ mod avx512 {
     const MR: usize = 8;
 
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[u16], a: &mut Vec<u32>) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16], a: &mut Vec<u32>) {
         let (kh, np) = (pair_rows(k), padded_cols(n));
         a.resize(BLOCK_ROWS.min(m) * kh, 0);
         let b = rhs.as_ptr() as *const i32;
         for i0 in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - i0);
             // SAFETY: AVX-512 F and BF16 are enabled here (the caller's contract).
-            unsafe { round_rows(&lhs[i0 * k..], rows, k, a, kh) };
+            unsafe { round_rows(&lhs[i0 * lda..], rows, k, lda, a, kh) };
             for j0 in (0..n).step_by(32) {
                 let cols = 32.min(n - j0);
                 let (m0, m1) = (mask(cols.min(16)), mask(cols.saturating_sub(16)));
@@ -338,7 +341,8 @@ mod amx {
     /// tmm4–5: two 16-row blocks of the left-hand side, 32 deep; tmm6–7: two 16-column blocks of
     /// the right-hand side.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[u16], a: &mut Vec<u32>) {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16], a: &mut Vec<u32>) {
         let (kh, np) = (pair_rows(k), padded_cols(n));
         // Rows rounded up to 32 so every tile load stays in the (zeroed) block.
         let block = BLOCK_ROWS.min(m.div_ceil(32) * 32);
@@ -350,7 +354,7 @@ mod amx {
         for i0 in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - i0);
             // SAFETY: AVX-512 F and BF16 are enabled here.
-            unsafe { round_rows(&lhs[i0 * k..], rows, k, a, kh) };
+            unsafe { round_rows(&lhs[i0 * lda..], rows, k, lda, a, kh) };
             let padded = rows.div_ceil(32) * 32;
             a[rows * kh..padded * kh].fill(0);
             for j0 in (0..np).step_by(32) {
@@ -440,7 +444,7 @@ mod tests {
     fn kernels_give_the_product_of_rounded_operands() {
         if kernel().is_none() {
             let mut dst = vec![7.0; 4];
-            assert!(!matmul(2, 2, 3, &mut dst, &[0.0; 6], &pack_pairs(&[0; 6], 3, 2)), "no bfloat16 arithmetic: the caller widens");
+            assert!(!matmul(2, 2, 3, &mut dst, &[0.0; 6], 3, &pack_pairs(&[0; 6], 3, 2)), "no bfloat16 arithmetic: the caller widens");
             assert_eq!(dst, vec![7.0; 4], "nothing written without a kernel");
             eprintln!("no AVX-512 BF16 or AMX on this CPU (or {ARITHMETIC_VAR}=off): only the fallback's contract is checked here");
             return;
@@ -451,7 +455,7 @@ mod tests {
                 let (lhs, rhs) = (values(m * k, 1), values(k * n, 2));
                 let rows: Vec<u16> = rhs.iter().map(|&v| to_bf16(v)).collect();
                 let mut dst = vec![f32::NAN; m * n];
-                matmul_on(kernel, m, n, k, &mut dst, &lhs, &pack_pairs(&rows, k, n));
+                matmul_on(kernel, m, n, k, &mut dst, &lhs, k, &pack_pairs(&rows, k, n));
                 for i in 0..m {
                     for j in 0..n {
                         let (mut want, mut size) = (0.0f64, 0.0f64);

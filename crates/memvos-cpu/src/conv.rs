@@ -264,7 +264,7 @@ impl PackedConv {
                 }
                 &patch
             };
-            matmul_w(np, cout, kk, dst, lhs, weight);
+            matmul_w(np, cout, kk, dst, lhs, kk, weight);
             for (i, acc) in dst.chunks_mut(cout).enumerate() {
                 let p = p0 + i;
                 epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
@@ -278,7 +278,7 @@ impl PackedConv {
 }
 
 /// `acc += bias (+ residual)`, then `max(acc, 0)` if `relu`: one output pixel's channels.
-#[inline]
+#[inline(always)]
 pub(crate) fn epilogue(acc: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
     match (residual, relu) {
         (Some(r), true) => acc.iter_mut().zip(bias).zip(r).for_each(|((a, &b), &r)| *a = (*a + b + r).max(0.0)),

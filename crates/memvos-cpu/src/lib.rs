@@ -95,6 +95,24 @@ mod scratch {
 
 pub(crate) use scratch::{give_back, scratch};
 
+/// Which vector instructions the kernels' own loops (Winograd's transforms, epilogues) are
+/// compiled for: each such loop has a copy compiled for AVX-512 that runs where the CPU has it
+/// (checked at run time), with the same operations in the same order as the portable copy, so
+/// both give the same bits. The matrix products choose their own (the `gemm` crate's dispatch).
+pub(crate) mod simd {
+    /// Whether this CPU runs the AVX-512 copies.
+    pub(crate) fn avx512() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
 /// `dst = lhs · rhs` (`m × k` by `k × n`, all row-major, contiguous), single-threaded.
 pub(crate) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: &[f32]) {
     matmul_cols(m, n, k, dst, lhs, k, rhs, false);

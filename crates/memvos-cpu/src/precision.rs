@@ -186,25 +186,26 @@ pub(crate) enum WeightsRef<'a> {
 /// float32), so the widened block stays in the core's L2 cache while the product reads it.
 const WIDEN_VALUES: usize = 1 << 16;
 
-/// `dst = lhs · rhs` (`m × k` by `k × n`, row-major, contiguous), single-threaded, with `rhs` in
-/// either precision. A bfloat16 `rhs` runs [`crate::bf16`]'s kernels where the CPU has AMX or
+/// `dst = lhs · rhs` (`m × k` by `k × n`, row-major; `lhs`'s rows `lda ≥ k` values apart, the
+/// others contiguous), single-threaded, with `rhs` in either precision. A bfloat16 `rhs` runs [`crate::bf16`]'s kernels where the CPU has AMX or
 /// AVX-512 BF16 (activations rounded to bfloat16 too); elsewhere it is widened a block of rows at
 /// a time and the blocks' products accumulated in float32 (activations stay float32).
-pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], rhs: WeightsRef<'_>) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_w(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: WeightsRef<'_>) {
     match rhs {
-        WeightsRef::Fp32(r) => crate::matmul(m, n, k, dst, lhs, r),
+        WeightsRef::Fp32(r) => crate::matmul_cols(m, n, k, dst, lhs, lda, r, false),
         WeightsRef::Bf16(r) => {
-            if crate::bf16::matmul(m, n, k, dst, lhs, r) {
+            if crate::bf16::matmul(m, n, k, dst, lhs, lda, r) {
                 return;
             }
-            widened_matmul(m, n, k, dst, lhs, r);
+            widened_matmul(m, n, k, dst, lhs, lda, r);
         }
     }
 }
 
 /// [`matmul_w`]'s path without bfloat16 arithmetic: the paired `rhs` widened to float32 a block
 /// of rows at a time.
-pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], r: &[u16]) {
+pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, r: &[u16]) {
     assert!(r.len() >= crate::bf16::paired_len(k, n), "matmul operands");
     if m == 0 || n == 0 || k == 0 {
         // Nothing to widen: the empty product's zeros, as the float32 path writes them.
@@ -227,7 +228,7 @@ pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs:
                     }
                 }
             }
-            crate::matmul_cols(m, n, kb, dst, &lhs[k0..], k, &buf[..kb * n], k0 > 0);
+            crate::matmul_cols(m, n, kb, dst, &lhs[k0..], lda, &buf[..kb * n], k0 > 0);
         }
     });
 }
@@ -288,7 +289,7 @@ mod tests {
         let mut want = vec![0.0; m * n];
         crate::matmul(m, n, k, &mut want, &lhs, &rounded);
         let mut got = vec![7.0; m * n];
-        widened_matmul(m, n, k, &mut got, &lhs, match w.all() {
+        widened_matmul(m, n, k, &mut got, &lhs, k, match w.all() {
             WeightsRef::Bf16(r) => r,
             WeightsRef::Fp32(_) => unreachable!("stored as bf16"),
         });
@@ -298,7 +299,7 @@ mod tests {
         if crate::bf16::kernel().is_some() {
             crate::matmul(m, n, k, &mut want, &round(&lhs), &rounded);
         }
-        matmul_w(m, n, k, &mut got, &lhs, w.all());
+        matmul_w(m, n, k, &mut got, &lhs, k, w.all());
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{}: {g} vs {w}", bf16_products());
         }

@@ -107,101 +107,201 @@ pub(crate) fn pack(weight: &[f32], cin: usize, cout: usize, v: Winograd) -> Vec<
     u
 }
 
-/// Tiles per block of the matrix products.
-fn tiles_per_block(cin: usize, alpha: usize) -> usize {
-    (4 << 20) / (4 * cin.max(1) * alpha * alpha).max(1)
-}
+/// Bytes the transformed inputs and the products of one pass hold, all threads together. A
+/// pass reads each transformed weight once for all its tiles: the weights of a 1,024 → 512
+/// convolution are 75 MB in `F(4×4)`, and read for a few dozen tiles at a time (per-thread
+/// blocks sized for the cache) they were what the products waited on; for small weights, few
+/// large passes mean few large products and few synchronisations (measured at 480p: passes of
+/// 4 MiB were up to 25 % slower than 24 MiB on 64- and 128-channel maps).
+const PASS_BYTES: usize = 24 << 20;
+
+/// Tiles per pass at least (more than [`PASS_BYTES`] holds when the channels are many).
+const MIN_PASS_TILES: usize = 64;
+
+/// Tiles per parallel task of the transforms.
+const TASK_TILES: usize = 8;
 
 /// A 3×3, stride-1, padding-`pad` convolution of `x` by packed `u`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>) -> Nhwc {
+    forward_on(x, u, bias, cout, pad, v, fuse, crate::simd::avx512(), PASS_BYTES)
+}
+
+/// [`forward`] with its transforms compiled for AVX-512 (`simd`, on a CPU that has it) or not,
+/// in passes of about `pass_bytes`.
+///
+/// In passes of many tiles: (1) the tiles' inputs are gathered and transformed, tiles spread
+/// over the threads, into `V[t][e][ci]`; (2) the α² products `M[e] = V[·][e] · U[e]`, products
+/// spread over the threads, each reading its `U[e]` once for the whole pass; (3) the outputs
+/// transformed back and written with the epilogue, tiles spread over the threads.
+#[allow(clippy::too_many_arguments)]
+fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>, simd: bool, pass_bytes: usize) -> Nhwc {
     let mt = mats(v);
-    let (m, a) = (mt.m, mt.alpha);
+    let (m, a, cin) = (mt.m, mt.alpha, x.c);
     let a2 = a * a;
-    let cin = x.c;
     let (ho, wo) = (x.h + 2 * pad - 2, x.w + 2 * pad - 2);
     let (th, tw) = (ho.div_ceil(m), wo.div_ceil(m));
     let tiles = x.n * th * tw;
     // Every output pixel lies in one tile, which writes it.
     let mut out = Nhwc::for_overwrite(x.n, ho, wo, cout);
-    // At least two blocks per thread where the map allows (blocks of ≥ 8 tiles), so small maps
-    // (112 tiles at 30×54) still use every core.
-    let tb = tiles_per_block(cin, a).clamp(8, 128).min(tiles.div_ceil(2 * rayon::current_num_threads()).max(8));
-    let blocks = tiles.div_ceil(tb);
-    // Each block writes whole output tiles; tiles never overlap, so blocks write disjoint pixels.
-    let out_ptr = SendPtr(out.data.as_mut_ptr());
-    (0..blocks).into_par_iter().for_each(|blk| {
-        let t0 = blk * tb;
-        let nt = tb.min(tiles - t0);
-        // Every value of these is written before it is read (the gathers, transforms and
+    if tiles == 0 || cout == 0 {
+        return out;
+    }
+    // Passes of equal size, each as large as PASS_BYTES allows.
+    let pass = (pass_bytes / (4 * a2 * (cin + cout))).max(MIN_PASS_TILES).min(tiles);
+    let pass = tiles.div_ceil(tiles.div_ceil(pass));
+    // Tiles never overlap, so the output tasks write disjoint pixels.
+    let ctx = Tiles { x, bias, cout, pad, mt, fuse, th, tw, ho, wo, out: SendPtr(out.data.as_mut_ptr()) };
+    // The pass buffers (up to PASS_BYTES) come from the map pool, which frees what it keeps
+    // before a new allocation, rather than from the thread's scratch list, which keeps its
+    // largest buffers (and would hold one per size met).
+    let buffer = |len: usize| crate::pool::take(len).unwrap_or_else(|| vec![0.0; len]);
+    let (mut vbuf, mut mbuf) = (buffer(a2 * pass * cin), buffer(a2 * pass * cout));
+    for t0 in (0..tiles).step_by(pass) {
+        let nt = pass.min(tiles - t0);
+        // Every value of both buffers is written before it is read (the transforms and the
         // products overwrite whole rows), so stale scratch is fine.
-        let (mut vbuf, mut mbuf) = (scratch(a2 * nt * cin), scratch(a2 * nt * cout));
-        let (mut d, mut tmp) = (scratch(a2 * cin), scratch(a2 * cin));
-        // Element e of tile t in the products' buffers: row t of matrix e.
-        let (v_elems, m_elems) = (Grid { base: 0, stride: nt * cin }, Grid { base: 0, stride: nt * cout });
-        for t in 0..nt {
-            let tile = t0 + t;
-            let (b, r) = (tile / (th * tw), tile % (th * tw));
-            let (ty, tx) = (r / tw, r % tw);
-            // Gather the α × α input patch (zero outside), ReLU'd if asked.
-            for i in 0..a {
-                let iy = (ty * m + i) as isize - pad as isize;
-                for j in 0..a {
-                    let ix = (tx * m + j) as isize - pad as isize;
-                    let dst = &mut d[(i * a + j) * cin..(i * a + j + 1) * cin];
-                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                        dst.fill(0.0);
+        vbuf[..nt * a2 * cin].par_chunks_mut(TASK_TILES * a2 * cin).enumerate().for_each(|(i, chunk)| {
+            let first = t0 + i * TASK_TILES;
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU has AVX-512F (`simd` is only true then).
+                return unsafe { inputs_avx512(&ctx, first, chunk) };
+            }
+            inputs(&ctx, first, chunk);
+        });
+        let vs = &vbuf[..];
+        mbuf[..a2 * nt * cout].par_chunks_mut(nt * cout).enumerate().for_each(|(e, dst)| {
+            matmul_w(nt, cout, cin, dst, &vs[e * cin..], a2 * cin, u.matrix(e));
+        });
+        let ms = &mbuf[..a2 * nt * cout];
+        (0..nt.div_ceil(TASK_TILES)).into_par_iter().for_each(|i| {
+            let range = i * TASK_TILES..nt.min((i + 1) * TASK_TILES);
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: as above.
+                return unsafe { outputs_avx512(&ctx, t0, range, ms, nt) };
+            }
+            outputs(&ctx, t0, range, ms, nt);
+        });
+    }
+    let _ = simd;
+    crate::pool::put(vbuf);
+    crate::pool::put(mbuf);
+    out
+}
+
+/// What every task of one Winograd convolution shares.
+struct Tiles<'a> {
+    x: &'a Nhwc,
+    bias: &'a [f32],
+    cout: usize,
+    pad: usize,
+    mt: &'static Mats,
+    fuse: Fuse<'a>,
+    th: usize,
+    tw: usize,
+    ho: usize,
+    wo: usize,
+    out: SendPtr,
+}
+
+// SAFETY: `out` is only written at disjoint pixels by the output tasks (see `outputs`); the
+// rest is shared reads.
+unsafe impl Sync for Tiles<'_> {}
+
+impl Tiles<'_> {
+    /// Batch image and tile row and column of tile `tile`.
+    fn place(&self, tile: usize) -> (usize, usize, usize) {
+        let (b, r) = (tile / (self.th * self.tw), tile % (self.th * self.tw));
+        (b, r / self.tw, r % self.tw)
+    }
+}
+
+/// [`inputs`] compiled for AVX-512: the transforms' 16-channel steps become single 512-bit
+/// instructions (the same operations in the same order, so the same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn inputs_avx512(ctx: &Tiles<'_>, first: usize, chunk: &mut [f32]) {
+    inputs(ctx, first, chunk)
+}
+
+/// Tiles `first..` (as many as `chunk` holds): each α × α input patch gathered (zeros outside
+/// the map, ReLU'd if asked) and transformed, `V = Bᵀ d B`, into the tile's `α² × cin` rows
+/// of `chunk`.
+#[inline(always)]
+fn inputs(ctx: &Tiles<'_>, first: usize, chunk: &mut [f32]) {
+    let (x, mt, pad) = (ctx.x, ctx.mt, ctx.pad);
+    let (m, a, cin) = (mt.m, mt.alpha, x.c);
+    let a2 = a * a;
+    let (mut d, mut tmp) = (scratch(a2 * cin), scratch(a2 * cin));
+    for (t, v) in chunk.chunks_mut(a2 * cin).enumerate() {
+        let (b, ty, tx) = ctx.place(first + t);
+        for i in 0..a {
+            let iy = (ty * m + i) as isize - pad as isize;
+            for j in 0..a {
+                let ix = (tx * m + j) as isize - pad as isize;
+                let dst = &mut d[(i * a + j) * cin..(i * a + j + 1) * cin];
+                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                    dst.fill(0.0);
+                } else {
+                    let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
+                    if ctx.fuse.relu_input {
+                        dst.iter_mut().zip(src).for_each(|(o, &s)| *o = s.max(0.0));
                     } else {
-                        let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
-                        if fuse.relu_input {
-                            dst.iter_mut().zip(src).for_each(|(o, &s)| *o = s.max(0.0));
-                        } else {
-                            dst.copy_from_slice(src);
-                        }
+                        dst.copy_from_slice(src);
                     }
                 }
             }
-            // tmp = Bᵀ d (over rows), then V = tmp B (over columns) straight into row t of
-            // each product's input, vectorised over channels.
-            rows_step(mt.bt, a, a, &d, Grid::dense(cin), &mut tmp, Grid::dense(cin), cin);
-            cols_step(mt.bt, a, a, a, &tmp, Grid::dense(cin), &mut vbuf, v_elems.at(t * cin), cin);
         }
-        for e in 0..a2 {
-            matmul_w(nt, cout, cin, &mut mbuf[e * nt * cout..(e + 1) * nt * cout], &vbuf[e * nt * cin..(e + 1) * nt * cin], u.matrix(e));
-        }
-        let (mut half, mut y) = (scratch(m * a * cout), scratch(m * m * cout));
-        for t in 0..nt {
-            let tile = t0 + t;
-            let (b, r) = (tile / (th * tw), tile % (th * tw));
-            let (ty, tx) = (r / tw, r % tw);
-            // Y = Aᵀ M A, M read from row t of each product's output.
-            rows_step(mt.at, m, a, &mbuf, m_elems.at(t * cout), &mut half, Grid::dense(cout), cout);
-            cols_step(mt.at, m, a, m, &half, Grid::dense(cout), &mut y, Grid::dense(cout), cout);
-            for i in 0..m {
-                let oy = ty * m + i;
-                if oy >= ho {
+        // tmp = Bᵀ d (over rows), then V = tmp B (over columns), vectorised over channels.
+        rows_step(mt.bt, a, a, &d, Grid::dense(cin), &mut tmp, Grid::dense(cin), cin);
+        cols_step(mt.bt, a, a, a, &tmp, Grid::dense(cin), v, Grid::dense(cin), cin);
+    }
+    give_back(d);
+    give_back(tmp);
+}
+
+/// [`outputs`] compiled for AVX-512 (as [`inputs_avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn outputs_avx512(ctx: &Tiles<'_>, t0: usize, range: std::ops::Range<usize>, ms: &[f32], nt: usize) {
+    outputs(ctx, t0, range, ms, nt)
+}
+
+/// Tiles `t0 + range` of a pass of `nt`: `Y = Aᵀ M A` from row `t` of each product `M[e]` in
+/// `ms`, then bias, residual and ReLU, written to the output's pixels.
+#[inline(always)]
+fn outputs(ctx: &Tiles<'_>, t0: usize, range: std::ops::Range<usize>, ms: &[f32], nt: usize) {
+    let (mt, cout) = (ctx.mt, ctx.cout);
+    let (m, a) = (mt.m, mt.alpha);
+    let (mut half, mut y) = (scratch(m * a * cout), scratch(m * m * cout));
+    for t in range {
+        let (b, ty, tx) = ctx.place(t0 + t);
+        rows_step(mt.at, m, a, ms, Grid { base: t * cout, stride: nt * cout }, &mut half, Grid::dense(cout), cout);
+        cols_step(mt.at, m, a, m, &half, Grid::dense(cout), &mut y, Grid::dense(cout), cout);
+        for i in 0..m {
+            let oy = ty * m + i;
+            if oy >= ctx.ho {
+                break;
+            }
+            for j in 0..m {
+                let ox = tx * m + j;
+                if ox >= ctx.wo {
                     break;
                 }
-                for j in 0..m {
-                    let ox = tx * m + j;
-                    if ox >= wo {
-                        break;
-                    }
-                    let p = (b * ho + oy) * wo + ox;
-                    let acc = &mut y[(i * m + j) * cout..(i * m + j + 1) * cout];
-                    epilogue(acc, bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
-                    // SAFETY: pixel `p` belongs to this tile only, and tiles are split between
-                    // blocks without overlap, so no other thread writes these `cout` values.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(p * cout), cout) };
-                    dst.copy_from_slice(acc);
-                }
+                let p = (b * ctx.ho + oy) * ctx.wo + ox;
+                let acc = &mut y[(i * m + j) * cout..(i * m + j + 1) * cout];
+                epilogue(acc, ctx.bias, ctx.fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), ctx.fuse.relu);
+                // SAFETY: pixel `p` belongs to this tile only, and each tile is in one task, so
+                // no other thread writes these `cout` values.
+                let dst = unsafe { std::slice::from_raw_parts_mut(ctx.out.get().add(p * cout), cout) };
+                dst.copy_from_slice(acc);
             }
         }
-        for buf in [vbuf, mbuf, d, tmp, half, y] {
-            give_back(buf);
-        }
-    });
-    out
+    }
+    give_back(half);
+    give_back(y);
 }
 
 /// A raw pointer shared by the blocks, which write disjoint parts of the output.
@@ -231,10 +331,6 @@ impl Grid {
         Grid { base: 0, stride: c }
     }
 
-    /// The same grid shifted by `offset` values.
-    fn at(self, offset: usize) -> Grid {
-        Grid { base: self.base + offset, stride: self.stride }
-    }
 
     fn range(self, e: usize, c: usize) -> std::ops::Range<usize> {
         let start = self.base + e * self.stride;
@@ -247,6 +343,7 @@ const LANES: usize = 16;
 
 /// `out = Σ w · src` over `terms` (channel vectors of `out.len()` values), in the terms' order,
 /// one block of [`LANES`] channels at a time, so `out` is written once.
+#[inline(always)]
 fn combine(out: &mut [f32], terms: &[(f32, &[f32])]) {
     let c = out.len();
     let full = c - c % LANES;
@@ -266,6 +363,7 @@ fn combine(out: &mut [f32], terms: &[(f32, &[f32])]) {
 /// (`cols = rows_in`) channel vectors of `inp` (at `in_grid`), into `rows_out × cols` of `out`
 /// (at `out_grid`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], out_grid: Grid, c: usize) {
     let cols = rows_in;
     for i in 0..rows_out {
@@ -287,6 +385,7 @@ fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid:
 /// The columns step: `out[i][j] = Σ_k mat[j][k] · inp[i][k]` for `rows × n` elements of `inp`
 /// (at `in_grid`) into `rows × cols_out` elements of `out` (at `out_grid`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn cols_step(mat: &[f64], cols_out: usize, n: usize, rows: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], out_grid: Grid, c: usize) {
     for i in 0..rows {
         for j in 0..cols_out {
@@ -300,6 +399,40 @@ fn cols_step(mat: &[f64], cols_out: usize, n: usize, rows: usize, inp: &[f32], i
                 }
             }
             combine(&mut out[out_grid.range(i * cols_out + j, c)], &terms[..count]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::Precision;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        (0..len as u64).map(|i| ((i * 2654435761 + seed * 40503) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// Several passes give what one pass gives, and the AVX-512 copies of the transforms give
+    /// the portable ones' bits (both variants, ReLU on the input, residual and ReLU fused, a
+    /// batch of two maps whose tiles straddle the passes).
+    #[test]
+    fn passes_and_instruction_sets_agree() {
+        let (n, h, w, cin, cout) = (2, 30, 29, 5, 7);
+        let x = Nhwc::from_nchw(&values(n * cin * h * w, 1), n, cin, h, w);
+        let residual = Nhwc::from_nchw(&values(n * cout * h * w, 2), n, cout, h, w);
+        let (wt, bias) = (values(cout * cin * 9, 3), values(cout, 4));
+        let fuse = Fuse { relu_input: true, residual: Some(&residual), relu: true };
+        for v in [Winograd::F4, Winograd::F2] {
+            let u = Weights::new(pack(&wt, cin, cout, v), cin, cout, Precision::Fp32);
+            let one = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, usize::MAX / 2);
+            // The smallest passes (MIN_PASS_TILES): 128 F4 tiles (450 F2) in several passes.
+            let several = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, 0);
+            let worst = one.data.iter().zip(several.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "{v:?}: passes differ by {worst}");
+            if crate::simd::avx512() {
+                let simd = forward_on(&x, &u, &bias, cout, 1, v, fuse, true, 0);
+                assert!(simd.data.iter().zip(several.data.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "{v:?}: AVX-512 transforms differ");
+            }
         }
     }
 }
