@@ -232,48 +232,101 @@ impl PackedConv {
         let threads = rayon::current_num_threads();
         let per_block = ((1 << 18) / kk.max(1)).clamp(128, 512).min(pixels.div_ceil(2 * threads).max(16));
         let direct = k == 1 && s.stride == 1 && !fuse.relu_input;
+        let simd = crate::simd::avx512();
         out.data.par_chunks_mut(per_block * cout).enumerate().for_each(|(blk, dst)| {
-            let p0 = blk * per_block;
-            let np = dst.len() / cout;
-            // Every patch value is written (copied, ReLU'd or zero-filled) before the product.
-            let mut patch = if direct { Vec::new() } else { scratch(np * kk) };
-            let lhs: &[f32] = if direct {
-                &x.data[p0 * cin..(p0 + np) * cin]
-            } else {
-                for (i, row) in patch.chunks_mut(kk).enumerate() {
-                    let p = p0 + i;
-                    let (b, r) = (p / (ho * wo), p % (ho * wo));
-                    let (oy, ox) = (r / wo, r % wo);
-                    for ky in 0..k {
-                        let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
-                        for kx in 0..k {
-                            let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
-                            let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
-                            if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                                d.fill(0.0);
-                            } else {
-                                let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
-                                if fuse.relu_input {
-                                    d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
-                                } else {
-                                    d.copy_from_slice(src);
-                                }
-                            }
+            let job = Im2colBlock { conv: self, x, weight, ho, wo, fuse, per_block, direct };
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU has AVX-512F (`simd` is only true then).
+                return unsafe { job.run_avx512(blk, dst) };
+            }
+            let _ = simd;
+            job.run(blk, dst);
+        });
+        out
+    }
+}
+
+/// One block of output pixels of [`PackedConv::forward_gemm`].
+struct Im2colBlock<'a> {
+    conv: &'a PackedConv,
+    x: &'a Nhwc,
+    weight: WeightsRef<'a>,
+    ho: usize,
+    wo: usize,
+    fuse: Fuse<'a>,
+    per_block: usize,
+    direct: bool,
+}
+
+impl Im2colBlock<'_> {
+    /// [`Im2colBlock::run`] compiled for AVX-512: the gathers' ReLU and the epilogue in 512-bit
+    /// instructions (the same operations, the same results).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, blk: usize, dst: &mut [f32]) {
+        self.run(blk, dst)
+    }
+
+    /// Block `blk`: its patches gathered (unless the input is the patch matrix), one product,
+    /// the epilogue.
+    #[inline(always)]
+    fn run(&self, blk: usize, dst: &mut [f32]) {
+        let Im2colBlock { conv, x, weight, ho, wo, fuse, per_block, direct } = *self;
+        let s = conv.spec;
+        let (cin, cout, k) = (s.cin, s.cout, s.k);
+        let kk = k * k * cin;
+    let p0 = blk * per_block;
+    let np = dst.len() / cout;
+    // Every patch value is written (copied, ReLU'd or zero-filled) before the product.
+    let mut patch = if direct { Vec::new() } else { scratch(np * kk) };
+    let lhs: &[f32] = if direct {
+        &x.data[p0 * cin..(p0 + np) * cin]
+    } else {
+        for (i, row) in patch.chunks_mut(kk).enumerate() {
+            let p = p0 + i;
+            let (b, r) = (p / (ho * wo), p % (ho * wo));
+            let (oy, ox) = (r / wo, r % wo);
+            for ky in 0..k {
+                let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
+                for kx in 0..k {
+                    let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
+                    let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
+                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                        d.fill(0.0);
+                    } else {
+                        let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
+                        if fuse.relu_input {
+                            d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+                        } else {
+                            d.copy_from_slice(src);
                         }
                     }
                 }
-                &patch
-            };
-            matmul_w(np, cout, kk, dst, lhs, kk, weight);
-            for (i, acc) in dst.chunks_mut(cout).enumerate() {
-                let p = p0 + i;
-                epilogue(acc, &self.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
             }
-            if !direct {
-                give_back(patch); // only what was taken: the direct path's empty vector stays out of the list
-            }
-        });
-        out
+        }
+        &patch
+    };
+    matmul_w(np, cout, kk, dst, lhs, kk, weight);
+    for (i, acc) in dst.chunks_mut(cout).enumerate() {
+        let p = p0 + i;
+        epilogue(acc, &conv.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
+    }
+    if !direct {
+        give_back(patch); // only what was taken: the direct path's empty vector stays out of the list
+    }
+    }
+}
+
+/// [`epilogue`] of `acc` written to `dst` (the same operations).
+#[inline(always)]
+pub(crate) fn epilogue_to(dst: &mut [f32], acc: &[f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+    let (dst, acc, bias) = (&mut dst[..acc.len()], &acc[..], &bias[..acc.len()]);
+    match (residual, relu) {
+        (Some(r), true) => dst.iter_mut().zip(acc).zip(bias).zip(r).for_each(|(((o, &a), &b), &r)| *o = (a + b + r).max(0.0)),
+        (Some(r), false) => dst.iter_mut().zip(acc).zip(bias).zip(r).for_each(|(((o, &a), &b), &r)| *o = a + (b + r)),
+        (None, true) => dst.iter_mut().zip(acc).zip(bias).for_each(|((o, &a), &b)| *o = (a + b).max(0.0)),
+        (None, false) => dst.iter_mut().zip(acc).zip(bias).for_each(|((o, &a), &b)| *o = a + b),
     }
 }
 

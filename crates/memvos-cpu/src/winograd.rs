@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::{Nhwc, give_back, scratch};
-use crate::conv::{Fuse, Winograd, epilogue};
+use crate::conv::{Fuse, Winograd, epilogue_to};
 use crate::precision::{Weights, matmul_w};
 
 /// The transform matrices of a variant: `Bᵀ` (`α × α`), `G` (`α × 3`), `Aᵀ` (`m × α`).
@@ -152,11 +152,12 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     let pass = tiles.div_ceil(tiles.div_ceil(pass));
     // Tiles never overlap, so the output tasks write disjoint pixels.
     let ctx = Tiles { x, bias, cout, pad, mt, fuse, th, tw, ho, wo, out: SendPtr(out.data.as_mut_ptr()) };
-    // The pass buffers (up to PASS_BYTES) come from the map pool, which frees what it keeps
-    // before a new allocation, rather than from the thread's scratch list, which keeps its
-    // largest buffers (and would hold one per size met).
-    let buffer = |len: usize| crate::pool::take(len).unwrap_or_else(|| vec![0.0; len]);
-    let (mut vbuf, mut mbuf) = (buffer(a2 * pass * cin), buffer(a2 * pass * cout));
+    // Both pass buffers in one of the calling thread's scratch buffers: one buffer, as large as
+    // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
+    // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
+    // free and allocate it for each convolution of another size).
+    let mut buf = scratch(a2 * pass * (cin + cout));
+    let (vbuf, mbuf) = buf.split_at_mut(a2 * pass * cin);
     for t0 in (0..tiles).step_by(pass) {
         let nt = pass.min(tiles - t0);
         // Every value of both buffers is written before it is read (the transforms and the
@@ -186,8 +187,7 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
         });
     }
     let _ = simd;
-    crate::pool::put(vbuf);
-    crate::pool::put(mbuf);
+    give_back(buf);
     out
 }
 
@@ -234,31 +234,33 @@ fn inputs(ctx: &Tiles<'_>, first: usize, chunk: &mut [f32]) {
     let (x, mt, pad) = (ctx.x, ctx.mt, ctx.pad);
     let (m, a, cin) = (mt.m, mt.alpha, x.c);
     let a2 = a * a;
-    let (mut d, mut tmp) = (scratch(a2 * cin), scratch(a2 * cin));
+    // The patch's values are read where they lie in the input (a zero vector outside the map),
+    // ReLU'd as the rows step reads them if asked: nothing is copied.
+    let (mut zeros, mut tmp) = (scratch(cin), scratch(a2 * cin));
+    zeros.fill(0.0);
+    let mut patch: [&[f32]; 36] = [&zeros[..]; 36];
     for (t, v) in chunk.chunks_mut(a2 * cin).enumerate() {
         let (b, ty, tx) = ctx.place(first + t);
         for i in 0..a {
             let iy = (ty * m + i) as isize - pad as isize;
             for j in 0..a {
                 let ix = (tx * m + j) as isize - pad as isize;
-                let dst = &mut d[(i * a + j) * cin..(i * a + j + 1) * cin];
-                if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                    dst.fill(0.0);
+                patch[i * a + j] = if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                    &zeros[..]
                 } else {
-                    let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
-                    if ctx.fuse.relu_input {
-                        dst.iter_mut().zip(src).for_each(|(o, &s)| *o = s.max(0.0));
-                    } else {
-                        dst.copy_from_slice(src);
-                    }
-                }
+                    &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin]
+                };
             }
         }
         // tmp = Bᵀ d (over rows), then V = tmp B (over columns), vectorised over channels.
-        rows_step(mt.bt, a, a, &d, Grid::dense(cin), &mut tmp, Grid::dense(cin), cin);
+        if ctx.fuse.relu_input {
+            rows_step::<true>(mt.bt, a, a, |e| patch[e], &mut tmp, Grid::dense(cin), cin);
+        } else {
+            rows_step::<false>(mt.bt, a, a, |e| patch[e], &mut tmp, Grid::dense(cin), cin);
+        }
         cols_step(mt.bt, a, a, a, &tmp, Grid::dense(cin), v, Grid::dense(cin), cin);
     }
-    give_back(d);
+    give_back(zeros);
     give_back(tmp);
 }
 
@@ -278,7 +280,8 @@ fn outputs(ctx: &Tiles<'_>, t0: usize, range: std::ops::Range<usize>, ms: &[f32]
     let (mut half, mut y) = (scratch(m * a * cout), scratch(m * m * cout));
     for t in range {
         let (b, ty, tx) = ctx.place(t0 + t);
-        rows_step(mt.at, m, a, ms, Grid { base: t * cout, stride: nt * cout }, &mut half, Grid::dense(cout), cout);
+        let grid = Grid { base: t * cout, stride: nt * cout };
+        rows_step::<false>(mt.at, m, a, |e| &ms[grid.range(e, cout)], &mut half, Grid::dense(cout), cout);
         cols_step(mt.at, m, a, m, &half, Grid::dense(cout), &mut y, Grid::dense(cout), cout);
         for i in 0..m {
             let oy = ty * m + i;
@@ -291,12 +294,11 @@ fn outputs(ctx: &Tiles<'_>, t0: usize, range: std::ops::Range<usize>, ms: &[f32]
                     break;
                 }
                 let p = (b * ctx.ho + oy) * ctx.wo + ox;
-                let acc = &mut y[(i * m + j) * cout..(i * m + j + 1) * cout];
-                epilogue(acc, ctx.bias, ctx.fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), ctx.fuse.relu);
+                let acc = &y[(i * m + j) * cout..(i * m + j + 1) * cout];
                 // SAFETY: pixel `p` belongs to this tile only, and each tile is in one task, so
                 // no other thread writes these `cout` values.
                 let dst = unsafe { std::slice::from_raw_parts_mut(ctx.out.get().add(p * cout), cout) };
-                dst.copy_from_slice(acc);
+                epilogue_to(dst, acc, ctx.bias, ctx.fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), ctx.fuse.relu);
             }
         }
     }
@@ -341,30 +343,32 @@ impl Grid {
 /// Values per step of [`combine`]: its sums stay in registers.
 const LANES: usize = 16;
 
-/// `out = Σ w · src` over `terms` (channel vectors of `out.len()` values), in the terms' order,
-/// one block of [`LANES`] channels at a time, so `out` is written once.
+/// `out = Σ w · src` over `terms` (channel vectors of `out.len()` values; `max(src, 0)` with
+/// `RELU`), in the terms' order, one block of [`LANES`] channels at a time, so `out` is written
+/// once.
 #[inline(always)]
-fn combine(out: &mut [f32], terms: &[(f32, &[f32])]) {
+fn combine<const RELU: bool>(out: &mut [f32], terms: &[(f32, &[f32])]) {
     let c = out.len();
     let full = c - c % LANES;
+    let read = |s: f32| if RELU { s.max(0.0) } else { s };
     for j in (0..full).step_by(LANES) {
         let mut acc = [0.0f32; LANES];
         for &(w, src) in terms {
-            acc.iter_mut().zip(&src[j..j + LANES]).for_each(|(x, &s)| *x += w * s);
+            acc.iter_mut().zip(&src[j..j + LANES]).for_each(|(x, &s)| *x += w * read(s));
         }
         out[j..j + LANES].copy_from_slice(&acc);
     }
     for j in full..c {
-        out[j] = terms.iter().fold(0.0f32, |acc, &(w, src)| acc + w * src[j]);
+        out[j] = terms.iter().fold(0.0f32, |acc, &(w, src)| acc + w * read(src[j]));
     }
 }
 
-/// The rows step of a transform: `out[i][j] = Σ_k mat[i][k] · inp[k][j]` over `rows_in × cols`
-/// (`cols = rows_in`) channel vectors of `inp` (at `in_grid`), into `rows_out × cols` of `out`
-/// (at `out_grid`).
+/// The rows step of a transform: `out[i][j] = Σ_k mat[i][k] · inp(k·cols + j)` over
+/// `rows_in × cols` (`cols = rows_in`) channel vectors (`inp(e)`: element `e`'s `c` values,
+/// ReLU'd with `RELU`), into `rows_out × cols` of `out` (at `out_grid`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid: Grid, out: &mut [f32], out_grid: Grid, c: usize) {
+fn rows_step<'a, const RELU: bool>(mat: &[f64], rows_out: usize, rows_in: usize, inp: impl Fn(usize) -> &'a [f32], out: &mut [f32], out_grid: Grid, c: usize) {
     let cols = rows_in;
     for i in 0..rows_out {
         for j in 0..cols {
@@ -373,11 +377,11 @@ fn rows_step(mat: &[f64], rows_out: usize, rows_in: usize, inp: &[f32], in_grid:
             for k in 0..rows_in {
                 let w = mat[i * rows_in + k] as f32;
                 if w != 0.0 {
-                    terms[count] = (w, &inp[in_grid.range(k * cols + j, c)]);
+                    terms[count] = (w, &inp(k * cols + j)[..c]);
                     count += 1;
                 }
             }
-            combine(&mut out[out_grid.range(i * cols + j, c)], &terms[..count]);
+            combine::<RELU>(&mut out[out_grid.range(i * cols + j, c)], &terms[..count]);
         }
     }
 }
@@ -398,7 +402,7 @@ fn cols_step(mat: &[f64], cols_out: usize, n: usize, rows: usize, inp: &[f32], i
                     count += 1;
                 }
             }
-            combine(&mut out[out_grid.range(i * cols_out + j, c)], &terms[..count]);
+            combine::<false>(&mut out[out_grid.range(i * cols_out + j, c)], &terms[..count]);
         }
     }
 }
