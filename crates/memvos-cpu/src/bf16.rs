@@ -19,7 +19,7 @@
 use crate::precision::to_bf16;
 
 /// Pair rows of a `k`-row matrix in storage: `k` rounded up to 32 (whole AMX tiles of depth).
-fn pair_rows(k: usize) -> usize {
+pub(crate) fn pair_rows(k: usize) -> usize {
     k.div_ceil(32) * 16
 }
 
@@ -144,11 +144,62 @@ pub(crate) fn matmul_on(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut 
         // asserted above.
         unsafe {
             match kernel {
-                Kernel::Amx => amx::matmul(m, n, k, dst, lhs, lda, rhs, &mut a),
-                Kernel::Avx512 => avx512::matmul(m, n, k, dst, lhs, lda, rhs, &mut a),
+                Kernel::Amx => amx::matmul(m, n, k, dst, Lhs::Floats(lhs, lda), rhs, &mut a),
+                Kernel::Avx512 => avx512::matmul(m, n, k, dst, Lhs::Floats(lhs, lda), rhs, &mut a),
             }
         }
     });
+}
+
+/// A product's left-hand side: float32 rows (`lda` apart), rounded block by block as they are
+/// read, or rows already rounded to pairs ([`round_rows_into`]; `stride` pairs apart, the first
+/// [`pair_rows`]`(k)` of each used).
+#[derive(Clone, Copy)]
+pub(crate) enum Lhs<'a> {
+    Floats(&'a [f32], usize),
+    Pairs(&'a [u32], usize),
+}
+
+/// `dst = a · rhs` with `a`'s `m` rows already rounded to bfloat16 pairs (`stride` pairs apart;
+/// rows up to the next multiple of 32 must exist — AMX loads whole tiles — but their values
+/// do not matter), single-threaded; `false` (nothing written) without bfloat16 arithmetic.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_pairs(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[u32], stride: usize, rhs: &[u16]) -> bool {
+    let Some(kernel) = kernel() else { return false };
+    let kh = pair_rows(k);
+    assert!(dst.len() >= m * n && kh <= stride && (m == 0 || a.len() >= (m.div_ceil(32) * 32 - 1) * stride + kh) && rhs.len() >= paired_len(k, n), "bf16 matmul operands");
+    if m == 0 || n == 0 {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    ROWS.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        // SAFETY: `kernel()` checked the CPU (and for AMX the OS grant); the operand sizes are
+        // asserted above.
+        unsafe {
+            match kernel {
+                Kernel::Amx => amx::matmul(m, n, k, dst, Lhs::Pairs(a, stride), rhs, &mut buf),
+                Kernel::Avx512 => avx512::matmul(m, n, k, dst, Lhs::Pairs(a, stride), rhs, &mut buf),
+            }
+        }
+    });
+    true
+}
+
+/// `rows` rows of `k` float32 values (`lda` apart) rounded to bfloat16 pairs into `out`
+/// (`stride ≥` [`pair_rows`]`(k)` pairs apart, pairs past `⌈k/2⌉` zero), as the products round
+/// their left-hand side; `false` (nothing written) without bfloat16 arithmetic.
+pub(crate) fn round_rows_into(src: &[f32], rows: usize, k: usize, lda: usize, out: &mut [u32], stride: usize) -> bool {
+    if kernel().is_none() {
+        return false;
+    }
+    assert!(k <= lda && (rows == 0 || src.len() >= (rows - 1) * lda + k) && pair_rows(k) <= stride && out.len() >= rows * stride, "bf16 rounding operands");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `kernel()` found AVX-512 F and BF16; the sizes are asserted above.
+    unsafe {
+        rounding::round_rows(src, rows, k, lda, out, stride)
+    };
+    true
 }
 
 thread_local! {
@@ -207,42 +258,51 @@ mod rounding {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_ROWS, padded_cols, pair_rows, rounding::round_rows};
+    use super::{BLOCK_ROWS, Lhs, padded_cols, pair_rows, rounding::round_rows};
 
     /// Rows per register tile.
     const MR: usize = 8;
 
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16], a: &mut Vec<u32>) {
+    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16], a: &mut Vec<u32>) {
         let (kh, np) = (pair_rows(k), padded_cols(n));
-        a.resize(BLOCK_ROWS.min(m) * kh, 0);
+        if let Lhs::Floats(..) = lhs {
+            a.resize(BLOCK_ROWS.min(m) * kh, 0);
+        }
         let b = rhs.as_ptr() as *const i32;
         for i0 in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - i0);
-            // SAFETY: AVX-512 F and BF16 are enabled here (the caller's contract).
-            unsafe { round_rows(&lhs[i0 * lda..], rows, k, lda, a, kh) };
+            // The block's rounded rows and their stride in pairs.
+            let (a, kh_stride) = match lhs {
+                Lhs::Floats(l, lda) => {
+                    // SAFETY: AVX-512 F and BF16 are enabled here (the caller's contract).
+                    unsafe { round_rows(&l[i0 * lda..], rows, k, lda, a, kh) };
+                    (&a[..], kh)
+                }
+                Lhs::Pairs(p, stride) => (&p[i0 * stride..], stride),
+            };
             for j0 in (0..n).step_by(32) {
                 let cols = 32.min(n - j0);
                 let (m0, m1) = (mask(cols.min(16)), mask(cols.saturating_sub(16)));
                 let bj = b.wrapping_add(j0);
                 let mut r = 0;
                 while r < rows {
-                    let ap = a[r * kh..].as_ptr();
+                    let ap = a[r * kh_stride..].as_ptr();
                     let dp = dst[(i0 + r) * n + j0..].as_mut_ptr();
                     // SAFETY: rows r.. of the rounded block (kh pairs each), columns j0..j0+cols
                     // of `rhs` (kh pair rows of np) and of `dst` rows i0+r.. (n each), all in
                     // bounds; the masks cover only the `cols` columns that exist.
                     unsafe {
                         match rows - r {
-                            8.. => tile::<MR>(kh, ap, bj, np, n, m0, m1, dp),
-                            7 => tile::<7>(kh, ap, bj, np, n, m0, m1, dp),
-                            6 => tile::<6>(kh, ap, bj, np, n, m0, m1, dp),
-                            5 => tile::<5>(kh, ap, bj, np, n, m0, m1, dp),
-                            4 => tile::<4>(kh, ap, bj, np, n, m0, m1, dp),
-                            3 => tile::<3>(kh, ap, bj, np, n, m0, m1, dp),
-                            2 => tile::<2>(kh, ap, bj, np, n, m0, m1, dp),
-                            _ => tile::<1>(kh, ap, bj, np, n, m0, m1, dp),
+                            8.. => tile::<MR>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            7 => tile::<7>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            6 => tile::<6>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            5 => tile::<5>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            4 => tile::<4>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            3 => tile::<3>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            2 => tile::<2>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            _ => tile::<1>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
                         }
                     }
                     r += MR.min(rows - r);
@@ -255,11 +315,12 @@ mod avx512 {
         if lanes >= 16 { 0xffff } else { ((1u32 << lanes) - 1) as __mmask16 }
     }
 
-    /// `dst[R × 32] = a[R × kh pairs] · b[kh pairs × 32]`, the columns masked by `m0`, `m1`.
+    /// `dst[R × 32] = a[R × kh pairs] · b[kh pairs × 32]` (`a`'s rows `stride` pairs apart), the
+    /// columns masked by `m0`, `m1`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(kh: usize, a: *const u32, b: *const i32, np: usize, n: usize, m0: __mmask16, m1: __mmask16, dst: *mut f32) {
+    unsafe fn tile<const R: usize>(kh: usize, stride: usize, a: *const u32, b: *const i32, np: usize, n: usize, m0: __mmask16, m1: __mmask16, dst: *mut f32) {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
         for t in 0..kh {
@@ -270,7 +331,7 @@ mod avx512 {
                 let b0: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi32(m0, row));
                 let b1: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi32(m1, row.wrapping_add(16)));
                 for r in 0..R {
-                    let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * kh + t) as i32));
+                    let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * stride + t) as i32));
                     c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
                     c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
                 }
@@ -290,7 +351,7 @@ mod avx512 {
 mod amx {
     use std::arch::asm;
 
-    use super::{BLOCK_ROWS, padded_cols, pair_rows, rounding::round_rows};
+    use super::{BLOCK_ROWS, Lhs, padded_cols, pair_rows, rounding::round_rows};
 
     /// Asks Linux for the AMX tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM,
     /// XFEATURE_XTILEDATA)`) when the CPU reports AMX-TILE and AMX-BF16; whether it was granted.
@@ -342,21 +403,30 @@ mod amx {
     /// the right-hand side.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lda: usize, rhs: &[u16], a: &mut Vec<u32>) {
+    pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16], a: &mut Vec<u32>) {
         let (kh, np) = (pair_rows(k), padded_cols(n));
-        // Rows rounded up to 32 so every tile load stays in the (zeroed) block.
-        let block = BLOCK_ROWS.min(m.div_ceil(32) * 32);
-        a.resize(block * kh, 0);
+        if let Lhs::Floats(..) = lhs {
+            // Rows rounded up to 32 so every tile load stays in the (zeroed) block.
+            let block = BLOCK_ROWS.min(m.div_ceil(32) * 32);
+            a.resize(block * kh, 0);
+        }
         let mut c = [0.0f32; 4 * 256];
-        let (astride, bstride) = (kh * 4, np * 4);
         // SAFETY: AMX was granted (the caller's contract); CONFIG is a valid palette-1 config.
         unsafe { asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly)) };
         for i0 in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - i0);
-            // SAFETY: AVX-512 F and BF16 are enabled here.
-            unsafe { round_rows(&lhs[i0 * lda..], rows, k, lda, a, kh) };
-            let padded = rows.div_ceil(32) * 32;
-            a[rows * kh..padded * kh].fill(0);
+            // The block's rounded rows (whole tiles of 32 rows readable) and their stride in pairs.
+            let (a, kh_stride) = match lhs {
+                Lhs::Floats(l, lda) => {
+                    // SAFETY: AVX-512 F and BF16 are enabled here.
+                    unsafe { round_rows(&l[i0 * lda..], rows, k, lda, a, kh) };
+                    let padded = rows.div_ceil(32) * 32;
+                    a[rows * kh..padded * kh].fill(0);
+                    (&a[..], kh)
+                }
+                Lhs::Pairs(p, stride) => (&p[i0 * stride..], stride),
+            };
+            let (astride, bstride) = (kh_stride * 4, np * 4);
             for j0 in (0..np).step_by(32) {
                 let two_cols = j0 + 16 < np;
                 for r0 in (0..rows).step_by(32) {
@@ -368,7 +438,7 @@ mod amx {
                     unsafe {
                         asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
                         for t in (0..kh).step_by(16) {
-                            let ap = a.as_ptr().add(r0 * kh + t);
+                            let ap = a.as_ptr().add(r0 * kh_stride + t);
                             let bp = rhs.as_ptr().add((t * np + j0) * 2);
                             asm!("tileloadd tmm4, [{a} + {sa}*1]", "tileloadd tmm6, [{b} + {sb}*1]", "tdpbf16ps tmm0, tmm4, tmm6",
                                 a = in(reg) ap, sa = in(reg) astride, b = in(reg) bp, sb = in(reg) bstride, options(nostack, readonly));
@@ -378,7 +448,7 @@ mod amx {
                             }
                             if two_rows {
                                 asm!("tileloadd tmm5, [{a} + {sa}*1]", "tdpbf16ps tmm2, tmm5, tmm6",
-                                    a = in(reg) ap.add(16 * kh), sa = in(reg) astride, options(nostack, readonly));
+                                    a = in(reg) ap.add(16 * kh_stride), sa = in(reg) astride, options(nostack, readonly));
                                 if two_cols {
                                     asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
                                 }

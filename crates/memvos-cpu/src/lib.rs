@@ -8,8 +8,9 @@
 //!   them, a ReLU on the input, and bias, residual add and ReLU fused into the output write;
 //! - 3×3 stride-1 convolutions by Winograd's minimal filtering, `F(4×4, 3×3)` (4× fewer
 //!   multiplications than direct) or `F(2×2, 3×3)` (2.25×, smaller rounding error), as 16 or 36
-//!   independent matrix products per block of tiles; 1×1 convolutions as one matrix product;
-//!   other shapes (7×7 stride 2, strided or dilated 3×3) by im2col in blocks;
+//!   independent matrix products per pass of many tiles (each transformed weight read once a
+//!   pass); 1×1 convolutions as one matrix product; other shapes (7×7 stride 2, strided or
+//!   dilated 3×3) by im2col in blocks;
 //! - weights stored as float32 or as bfloat16 ([`Precision`]: half the memory; products by
 //!   AMX's `tdpbf16ps` or AVX-512 BF16's `vdpbf16ps` where the CPU has them, else widened to
 //!   float32 block by block just before each product);
@@ -18,9 +19,11 @@
 //!   transform (GSFM's spectral modules);
 //! - the top-k memory read ([`TopKRead`]) without the dense affinity matrix.
 //!
-//! One level of parallelism: blocks of output pixels or tiles are spread over rayon's threads,
-//! each running single-threaded matrix products (the `gemm` crate's kernels, chosen at run time:
-//! AVX2/FMA or AVX-512 where the CPU has them).
+//! One level of parallelism: blocks of output pixels (im2col), or Winograd's tiles (transforms)
+//! and transform points (products), are spread over rayon's threads, each running
+//! single-threaded matrix products (the `gemm` crate's kernels, chosen at run time: AVX2/FMA or
+//! AVX-512 where the CPU has them). The kernels' own loops have AVX-512 copies chosen at run
+//! time too, computing the same bits.
 //!
 //! Memory is reused rather than allocated per call: each thread keeps its blocks' buffers, and
 //! a map's values ([`Floats`]) are its own buffer — which goes back to the [`pool`] for the next

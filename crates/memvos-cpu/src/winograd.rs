@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::{Nhwc, give_back, scratch};
 use crate::conv::{Fuse, Winograd, epilogue_to};
-use crate::precision::{Weights, matmul_w};
+use crate::precision::{Precision, Weights, WeightsRef, matmul_w};
 
 /// The transform matrices of a variant: `Bᵀ` (`α × α`), `G` (`α × 3`), `Aᵀ` (`m × α`).
 struct Mats {
@@ -124,18 +124,19 @@ const TASK_TILES: usize = 8;
 /// A 3×3, stride-1, padding-`pad` convolution of `x` by packed `u`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>) -> Nhwc {
-    forward_on(x, u, bias, cout, pad, v, fuse, crate::simd::avx512(), PASS_BYTES)
+    forward_on(x, u, bias, cout, pad, v, fuse, crate::simd::avx512(), PASS_BYTES, true)
 }
 
 /// [`forward`] with its transforms compiled for AVX-512 (`simd`, on a CPU that has it) or not,
-/// in passes of about `pass_bytes`.
+/// in passes of about `pass_bytes`, keeping bfloat16 weights' inputs as pairs where the CPU
+/// multiplies in bfloat16 if `rounded_inputs`.
 ///
 /// In passes of many tiles: (1) the tiles' inputs are gathered and transformed, tiles spread
 /// over the threads, into `V[t][e][ci]`; (2) the α² products `M[e] = V[·][e] · U[e]`, products
 /// spread over the threads, each reading its `U[e]` once for the whole pass; (3) the outputs
 /// transformed back and written with the epilogue, tiles spread over the threads.
 #[allow(clippy::too_many_arguments)]
-fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>, simd: bool, pass_bytes: usize) -> Nhwc {
+fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: Winograd, fuse: Fuse<'_>, simd: bool, pass_bytes: usize, rounded_inputs: bool) -> Nhwc {
     let mt = mats(v);
     let (m, a, cin) = (mt.m, mt.alpha, x.c);
     let a2 = a * a;
@@ -156,25 +157,62 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
     // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
     // free and allocate it for each convolution of another size).
-    let mut buf = scratch(a2 * pass * (cin + cout));
-    let (vbuf, mbuf) = buf.split_at_mut(a2 * pass * cin);
+    // With bfloat16 arithmetic the transformed inputs are rounded as each tile is transformed
+    // and kept as bfloat16 pairs (`[t][e][pairs]`, tiles padded to whole AMX tiles of 32 rows):
+    // half the bytes, and the products take them as they are instead of rounding each matrix.
+    let pairs = rounded_inputs && u.precision() == Precision::Bf16 && crate::bf16::kernel().is_some();
+    let kh = crate::bf16::pair_rows(cin);
+    let vlen = if pairs { pass.div_ceil(32) * 32 * a2 * kh } else { a2 * pass * cin };
+    let mut buf = scratch(vlen + a2 * pass * cout);
+    let (vbuf, mbuf) = buf.split_at_mut(vlen);
     for t0 in (0..tiles).step_by(pass) {
         let nt = pass.min(tiles - t0);
         // Every value of both buffers is written before it is read (the transforms and the
-        // products overwrite whole rows), so stale scratch is fine.
-        vbuf[..nt * a2 * cin].par_chunks_mut(TASK_TILES * a2 * cin).enumerate().for_each(|(i, chunk)| {
-            let first = t0 + i * TASK_TILES;
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU has AVX-512F (`simd` is only true then).
-                return unsafe { inputs_avx512(&ctx, first, chunk) };
-            }
-            inputs(&ctx, first, chunk);
-        });
-        let vs = &vbuf[..];
-        mbuf[..a2 * nt * cout].par_chunks_mut(nt * cout).enumerate().for_each(|(e, dst)| {
-            matmul_w(nt, cout, cin, dst, &vs[e * cin..], a2 * cin, u.matrix(e));
-        });
+        // products overwrite whole rows; the pairs' padding rows are loaded, never stored), so
+        // stale scratch is fine.
+        if pairs {
+            // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is a
+            // valid u32; `vbuf` is not used as f32 while this view lives.
+            let v16 = unsafe { std::slice::from_raw_parts_mut(vbuf.as_mut_ptr() as *mut u32, vbuf.len()) };
+            v16[..nt * a2 * kh].par_chunks_mut(TASK_TILES * a2 * kh).enumerate().for_each(|(i, chunk)| {
+                let mut v = scratch(a2 * cin);
+                for (t, tile) in chunk.chunks_mut(a2 * kh).enumerate() {
+                    let first = t0 + i * TASK_TILES + t;
+                    #[cfg(target_arch = "x86_64")]
+                    if simd {
+                        // SAFETY: the CPU has AVX-512F (`simd` is only true then).
+                        unsafe { inputs_avx512(&ctx, first, &mut v) };
+                    } else {
+                        inputs(&ctx, first, &mut v);
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    inputs(&ctx, first, &mut v);
+                    let rounded = crate::bf16::round_rows_into(&v, a2, cin, cin, tile, kh);
+                    debug_assert!(rounded, "bfloat16 arithmetic was checked above");
+                }
+                give_back(v);
+            });
+            let v16 = &v16[..];
+            mbuf[..a2 * nt * cout].par_chunks_mut(nt * cout).enumerate().for_each(|(e, dst)| {
+                let WeightsRef::Bf16(r) = u.matrix(e) else { unreachable!("bfloat16 weights (checked above)") };
+                let done = crate::bf16::matmul_pairs(nt, cout, cin, dst, &v16[e * kh..], a2 * kh, r);
+                debug_assert!(done, "bfloat16 arithmetic was checked above");
+            });
+        } else {
+            vbuf[..nt * a2 * cin].par_chunks_mut(TASK_TILES * a2 * cin).enumerate().for_each(|(i, chunk)| {
+                let first = t0 + i * TASK_TILES;
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU has AVX-512F (`simd` is only true then).
+                    return unsafe { inputs_avx512(&ctx, first, chunk) };
+                }
+                inputs(&ctx, first, chunk);
+            });
+            let vs = &vbuf[..];
+            mbuf[..a2 * nt * cout].par_chunks_mut(nt * cout).enumerate().for_each(|(e, dst)| {
+                matmul_w(nt, cout, cin, dst, &vs[e * cin..], a2 * cin, u.matrix(e));
+            });
+        }
         let ms = &mbuf[..a2 * nt * cout];
         (0..nt.div_ceil(TASK_TILES)).into_par_iter().for_each(|i| {
             let range = i * TASK_TILES..nt.min((i + 1) * TASK_TILES);
@@ -410,7 +448,6 @@ fn cols_step(mat: &[f64], cols_out: usize, n: usize, rows: usize, inp: &[f32], i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::precision::Precision;
 
     fn values(len: usize, seed: u64) -> Vec<f32> {
         (0..len as u64).map(|i| ((i * 2654435761 + seed * 40503) % 2001) as f32 / 1000.0 - 1.0).collect()
@@ -428,15 +465,24 @@ mod tests {
         let fuse = Fuse { relu_input: true, residual: Some(&residual), relu: true };
         for v in [Winograd::F4, Winograd::F2] {
             let u = Weights::new(pack(&wt, cin, cout, v), cin, cout, Precision::Fp32);
-            let one = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, usize::MAX / 2);
+            let one = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, usize::MAX / 2, true);
             // The smallest passes (MIN_PASS_TILES): 128 F4 tiles (450 F2) in several passes.
-            let several = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, 0);
+            let several = forward_on(&x, &u, &bias, cout, 1, v, fuse, false, 0, true);
             let worst = one.data.iter().zip(several.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5, "{v:?}: passes differ by {worst}");
             if crate::simd::avx512() {
-                let simd = forward_on(&x, &u, &bias, cout, 1, v, fuse, true, 0);
+                let simd = forward_on(&x, &u, &bias, cout, 1, v, fuse, true, 0, true);
                 assert!(simd.data.iter().zip(several.data.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "{v:?}: AVX-512 transforms differ");
             }
+            // bfloat16 weights: inputs rounded as each tile is transformed and kept as pairs
+            // give the bits of float32 inputs rounded by each product (where the CPU has
+            // bfloat16 arithmetic; elsewhere both are the widening path), over several passes
+            // with tiles beyond the last whole AMX tile.
+            let half = Weights::new(pack(&wt, cin, cout, v), cin, cout, Precision::Bf16);
+            let by_product = forward_on(&x, &half, &bias, cout, 1, v, fuse, crate::simd::avx512(), 0, false);
+            let as_pairs = forward_on(&x, &half, &bias, cout, 1, v, fuse, crate::simd::avx512(), 0, true);
+            assert!(by_product.data.iter().zip(as_pairs.data.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "{v:?}: bf16 inputs as pairs differ");
+            assert!(by_product.data.iter().zip(several.data.iter()).any(|(a, b)| a != b), "{v:?}: bf16 weights are used");
         }
     }
 }

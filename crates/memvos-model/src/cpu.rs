@@ -82,10 +82,13 @@ pub enum ConvAlgo {
 
 /// From this many input × output channels (512 × 512) [`ConvAlgo::F4`] runs a 3×3 convolution
 /// by `F(2×2, 3×3)`. Those are the decoders' and fusers' convolutions on 1/16- and 1/8-scale
-/// maps, where `F(4×4)`'s transformed weights (4× the plain ones; `F(2×2)`'s 1.8×) cost memory
-/// and bought no speed: measured on STCN at 480p (one run, interleaved), the same speed and
-/// 350 MB less memory (`F(4×4)` there: 4 × 528 MB of weights). Why the fewer multiplications of
-/// `F(4×4)` do not show there was not measured.
+/// maps, where `F(4×4)`'s transformed weights (4× the plain ones; `F(2×2)`'s 1.8×) cost the
+/// most memory. Since Winograd runs in passes (each transformed weight read once a pass, not
+/// once per block of a few dozen tiles), `F(4×4)` is the faster there too (2 threads, 480p:
+/// 1,024 → 512 at 30×54 14.5 ms against 20.1 ms, 512 → 512 at 60×108 27 against 40 ms), so
+/// this is a memory bound: all of them in `F(4×4)` put every method but STCN above PyTorch's
+/// peak memory with 3 objects (GSFM 2,187 MiB against 1,900, IMSFR 2,011 against 1,699).
+/// STCN's decoder lifts it ([`CpuOptions::for_decoder`]).
 pub const F4_MAX_CHANNEL_PAIRS: usize = 512 * 512;
 
 /// Options of the CPU path.
