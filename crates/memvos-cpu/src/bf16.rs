@@ -137,15 +137,26 @@ pub(crate) fn matmul_on(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut 
     if m == 0 || n == 0 {
         return;
     }
+    // SAFETY: `kernel()` checked the CPU (and for AMX the OS grant); the operand sizes are
+    // asserted above.
+    unsafe { run(kernel, m, n, k, dst, Lhs::Floats(lhs, lda), rhs) };
+}
+
+/// `kernel`'s product on `lhs`, with this thread's block buffer for the rounded rows.
+///
+/// # Safety
+/// The CPU runs `kernel` ([`kernel`] returned it, or AMX's fallback), and the operands hold
+/// what the shapes say (the callers assert it).
+#[allow(clippy::too_many_arguments)]
+unsafe fn run(kernel: Kernel, m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16]) {
     #[cfg(target_arch = "x86_64")]
     ROWS.with(|cell| {
         let mut a = cell.borrow_mut();
-        // SAFETY: `kernel()` checked the CPU (and for AMX the OS grant); the operand sizes are
-        // asserted above.
+        // SAFETY: the caller's contract.
         unsafe {
             match kernel {
-                Kernel::Amx => amx::matmul(m, n, k, dst, Lhs::Floats(lhs, lda), rhs, &mut a),
-                Kernel::Avx512 => avx512::matmul(m, n, k, dst, Lhs::Floats(lhs, lda), rhs, &mut a),
+                Kernel::Amx => amx::matmul(m, n, k, dst, lhs, rhs, &mut a),
+                Kernel::Avx512 => avx512::matmul(m, n, k, dst, lhs, rhs, &mut a),
             }
         }
     });
@@ -171,18 +182,9 @@ pub(crate) fn matmul_pairs(m: usize, n: usize, k: usize, dst: &mut [f32], a: &[u
     if m == 0 || n == 0 {
         return true;
     }
-    #[cfg(target_arch = "x86_64")]
-    ROWS.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        // SAFETY: `kernel()` checked the CPU (and for AMX the OS grant); the operand sizes are
-        // asserted above.
-        unsafe {
-            match kernel {
-                Kernel::Amx => amx::matmul(m, n, k, dst, Lhs::Pairs(a, stride), rhs, &mut buf),
-                Kernel::Avx512 => avx512::matmul(m, n, k, dst, Lhs::Pairs(a, stride), rhs, &mut buf),
-            }
-        }
-    });
+    // SAFETY: `kernel()` checked the CPU (and for AMX the OS grant); the operand sizes are
+    // asserted above.
+    unsafe { run(kernel, m, n, k, dst, Lhs::Pairs(a, stride), rhs) };
     true
 }
 

@@ -276,45 +276,45 @@ impl Im2colBlock<'_> {
         let s = conv.spec;
         let (cin, cout, k) = (s.cin, s.cout, s.k);
         let kk = k * k * cin;
-    let p0 = blk * per_block;
-    let np = dst.len() / cout;
-    // Every patch value is written (copied, ReLU'd or zero-filled) before the product.
-    let mut patch = if direct { Vec::new() } else { scratch(np * kk) };
-    let lhs: &[f32] = if direct {
-        &x.data[p0 * cin..(p0 + np) * cin]
-    } else {
-        for (i, row) in patch.chunks_mut(kk).enumerate() {
-            let p = p0 + i;
-            let (b, r) = (p / (ho * wo), p % (ho * wo));
-            let (oy, ox) = (r / wo, r % wo);
-            for ky in 0..k {
-                let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
-                for kx in 0..k {
-                    let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
-                    let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
-                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                        d.fill(0.0);
-                    } else {
-                        let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
-                        if fuse.relu_input {
-                            d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+        let p0 = blk * per_block;
+        let np = dst.len() / cout;
+        // Every patch value is written (copied, ReLU'd or zero-filled) before the product.
+        let mut patch = if direct { Vec::new() } else { scratch(np * kk) };
+        let lhs: &[f32] = if direct {
+            &x.data[p0 * cin..(p0 + np) * cin]
+        } else {
+            for (i, row) in patch.chunks_mut(kk).enumerate() {
+                let p = p0 + i;
+                let (b, r) = (p / (ho * wo), p % (ho * wo));
+                let (oy, ox) = (r / wo, r % wo);
+                for ky in 0..k {
+                    let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
+                    for kx in 0..k {
+                        let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
+                        let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
+                        if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                            d.fill(0.0);
                         } else {
-                            d.copy_from_slice(src);
+                            let src = &x.data[((b * x.h + iy as usize) * x.w + ix as usize) * cin..][..cin];
+                            if fuse.relu_input {
+                                d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+                            } else {
+                                d.copy_from_slice(src);
+                            }
                         }
                     }
                 }
             }
+            &patch
+        };
+        matmul_w(np, cout, kk, dst, lhs, kk, weight);
+        for (i, acc) in dst.chunks_mut(cout).enumerate() {
+            let p = p0 + i;
+            epilogue(acc, &conv.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
         }
-        &patch
-    };
-    matmul_w(np, cout, kk, dst, lhs, kk, weight);
-    for (i, acc) in dst.chunks_mut(cout).enumerate() {
-        let p = p0 + i;
-        epilogue(acc, &conv.bias, fuse.residual.map(|r| &r.data[p * cout..(p + 1) * cout]), fuse.relu);
-    }
-    if !direct {
-        give_back(patch); // only what was taken: the direct path's empty vector stays out of the list
-    }
+        if !direct {
+            give_back(patch); // only what was taken: the direct path's empty vector stays out of the list
+        }
     }
 }
 

@@ -153,16 +153,16 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     let pass = tiles.div_ceil(tiles.div_ceil(pass));
     // Tiles never overlap, so the output tasks write disjoint pixels.
     let ctx = Tiles { x, bias, cout, pad, mt, fuse, th, tw, ho, wo, out: SendPtr(out.data.as_mut_ptr()) };
-    // Both pass buffers in one of the calling thread's scratch buffers: one buffer, as large as
-    // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
-    // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
-    // free and allocate it for each convolution of another size).
     // With bfloat16 arithmetic the transformed inputs are rounded as each tile is transformed
     // and kept as bfloat16 pairs (`[t][e][pairs]`, tiles padded to whole AMX tiles of 32 rows):
     // half the bytes, and the products take them as they are instead of rounding each matrix.
     let pairs = rounded_inputs && u.precision() == Precision::Bf16 && crate::bf16::kernel().is_some();
     let kh = crate::bf16::pair_rows(cin);
     let vlen = if pairs { pass.div_ceil(32) * 32 * a2 * kh } else { a2 * pass * cin };
+    // Both pass buffers in one of the calling thread's scratch buffers: one buffer, as large as
+    // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
+    // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
+    // free and allocate it for each convolution of another size).
     let mut buf = scratch(vlen + a2 * pass * cout);
     let (vbuf, mbuf) = buf.split_at_mut(vlen);
     for t0 in (0..tiles).step_by(pass) {
@@ -243,10 +243,6 @@ struct Tiles<'a> {
     wo: usize,
     out: SendPtr,
 }
-
-// SAFETY: `out` is only written at disjoint pixels by the output tasks (see `outputs`); the
-// rest is shared reads.
-unsafe impl Sync for Tiles<'_> {}
 
 impl Tiles<'_> {
     /// Batch image and tile row and column of tile `tile`.
