@@ -175,21 +175,21 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
             // valid u32; `vbuf` is not used as f32 while this view lives.
             let v16 = unsafe { std::slice::from_raw_parts_mut(vbuf.as_mut_ptr() as *mut u32, vbuf.len()) };
             v16[..nt * a2 * kh].par_chunks_mut(TASK_TILES * a2 * kh).enumerate().for_each(|(i, chunk)| {
-                let mut v = scratch(a2 * cin);
-                for (t, tile) in chunk.chunks_mut(a2 * kh).enumerate() {
-                    let first = t0 + i * TASK_TILES + t;
-                    #[cfg(target_arch = "x86_64")]
-                    if simd {
-                        // SAFETY: the CPU has AVX-512F (`simd` is only true then).
-                        unsafe { inputs_avx512(&ctx, first, &mut v) };
-                    } else {
-                        inputs(&ctx, first, &mut v);
-                    }
-                    #[cfg(not(target_arch = "x86_64"))]
+                // The task's tiles transformed in float32 (`[t][e][ci]`), then every row rounded.
+                let rows = chunk.len() / kh;
+                let mut v = scratch(rows * cin);
+                let first = t0 + i * TASK_TILES;
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU has AVX-512F (`simd` is only true then).
+                    unsafe { inputs_avx512(&ctx, first, &mut v) };
+                } else {
                     inputs(&ctx, first, &mut v);
-                    let rounded = crate::bf16::round_rows_into(&v, a2, cin, cin, tile, kh);
-                    debug_assert!(rounded, "bfloat16 arithmetic was checked above");
                 }
+                #[cfg(not(target_arch = "x86_64"))]
+                inputs(&ctx, first, &mut v);
+                let rounded = crate::bf16::round_rows_into(&v, rows, cin, cin, chunk, kh);
+                debug_assert!(rounded, "bfloat16 arithmetic was checked above");
                 give_back(v);
             });
             let v16 = &v16[..];
