@@ -1,10 +1,11 @@
 //! bfloat16 matrix products: `dst = bf16(lhs) · rhs` with float32 sums, on AMX or AVX-512 BF16.
 //!
-//! The right-hand side (the weights) is stored as pairs of rows ([`pack_pairs`]): element
-//! `(r, j)` of a `k × n` matrix at `((r / 2)·n' + j)·2 + r % 2`, with `k` padded with zeros to a
-//! multiple of 32 and `n` to `n'`, a multiple of 16. That is AMX's layout for the `B` tile of
-//! `tdpbf16ps` (16 pair rows × 16 columns, 64 bytes a row) and, for AVX-512 BF16, 16 columns of
-//! two rows in one 64-byte load. The left-hand side (activations) is rounded to bfloat16 (to
+//! The right-hand side (the weights) is stored as pairs of rows in panels of 16 columns
+//! ([`pack_pairs`]): element `(r, j)` of a `k × n` matrix at `((j / 16)·k' + r / 2)·32 +
+//! (j % 16)·2 + r % 2`, with `k` padded with zeros to `2k'`, a multiple of 32, and `n` to a
+//! multiple of 16. A row of a panel (16 columns of two rows, 64 bytes) is one load for AVX-512
+//! BF16, and 16 of them in a row are AMX's `B` tile of `tdpbf16ps`, contiguous (1 KiB): a
+//! product's tiles of weights are read in order and sit in distinct cache sets. The left-hand side (activations) is rounded to bfloat16 (to
 //! nearest, ties to even; `vcvtne2ps2bf16`) a block of rows at a time as it is read.
 //!
 //! - **AMX** (`tdpbf16ps`; Sapphire Rapids and later Xeons): tiles of 32 rows × 32 columns held
@@ -33,27 +34,28 @@ pub(crate) fn paired_len(k: usize, n: usize) -> usize {
     pair_rows(k) * padded_cols(n) * 2
 }
 
-/// A row-major `k × n` bfloat16 matrix as pairs of rows, zero-padded ([`paired_len`]).
+/// A row-major `k × n` bfloat16 matrix as pairs of rows in panels of 16 columns, zero-padded
+/// ([`paired_len`]).
 pub(crate) fn pack_pairs(rows: &[u16], k: usize, n: usize) -> Vec<u16> {
     let mut out = vec![0u16; paired_len(k, n)];
-    let np = padded_cols(n);
     for r in 0..k {
         for j in 0..n {
-            out[((r / 2) * np + j) * 2 + r % 2] = rows[r * n + j];
+            out[paired_index(k, r, j)] = rows[r * n + j];
         }
     }
     out
 }
 
-/// Elements one row of pairs of a paired `· × n` matrix takes (two rows of the matrix).
-pub(crate) fn paired_stride(n: usize) -> usize {
-    padded_cols(n) * 2
+/// Where element `(r, j)` of a paired `k × ·` matrix lies.
+#[inline]
+fn paired_index(k: usize, r: usize, j: usize) -> usize {
+    ((j / 16 * pair_rows(k) + r / 2) * 16 + j % 16) * 2 + r % 2
 }
 
-/// Element `(r, j)` of a paired `· × n` matrix.
+/// Element `(r, j)` of a paired `k × ·` matrix.
 #[inline]
-pub(crate) fn paired_at(pairs: &[u16], n: usize, r: usize, j: usize) -> u16 {
-    pairs[((r / 2) * padded_cols(n) + j) * 2 + r % 2]
+pub(crate) fn paired_at(pairs: &[u16], k: usize, r: usize, j: usize) -> u16 {
+    pairs[paired_index(k, r, j)]
 }
 
 /// The bfloat16 arithmetic a product runs on.
@@ -260,7 +262,7 @@ mod rounding {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_ROWS, Lhs, padded_cols, pair_rows, rounding::round_rows};
+    use super::{BLOCK_ROWS, Lhs, pair_rows, rounding::round_rows};
 
     /// Rows per register tile.
     const MR: usize = 8;
@@ -268,10 +270,12 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16], a: &mut Vec<u32>) {
-        let (kh, np) = (pair_rows(k), padded_cols(n));
+        let kh = pair_rows(k);
         if let Lhs::Floats(..) = lhs {
             a.resize(BLOCK_ROWS.min(m) * kh, 0);
         }
+        // Elements (in pairs) from one panel of 16 columns to the next.
+        let panel = kh * 16;
         let b = rhs.as_ptr() as *const i32;
         for i0 in (0..m).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(m - i0);
@@ -287,24 +291,25 @@ mod avx512 {
             for j0 in (0..n).step_by(32) {
                 let cols = 32.min(n - j0);
                 let (m0, m1) = (mask(cols.min(16)), mask(cols.saturating_sub(16)));
-                let bj = b.wrapping_add(j0);
+                let bj = b.wrapping_add(j0 / 16 * panel);
                 let mut r = 0;
                 while r < rows {
                     let ap = a[r * kh_stride..].as_ptr();
                     let dp = dst[(i0 + r) * n + j0..].as_mut_ptr();
                     // SAFETY: rows r.. of the rounded block (kh pairs each), columns j0..j0+cols
-                    // of `rhs` (kh pair rows of np) and of `dst` rows i0+r.. (n each), all in
+                    // of `rhs` (the panels from j0 / 16, kh pair rows each) and of `dst` rows
+                    // i0+r.. (n each), all in
                     // bounds; the masks cover only the `cols` columns that exist.
                     unsafe {
                         match rows - r {
-                            8.. => tile::<MR>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            7 => tile::<7>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            6 => tile::<6>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            5 => tile::<5>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            4 => tile::<4>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            3 => tile::<3>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            2 => tile::<2>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
-                            _ => tile::<1>(kh, kh_stride, ap, bj, np, n, m0, m1, dp),
+                            8.. => tile::<MR>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            7 => tile::<7>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            6 => tile::<6>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            5 => tile::<5>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            4 => tile::<4>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            3 => tile::<3>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            2 => tile::<2>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
+                            _ => tile::<1>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
                         }
                     }
                     r += MR.min(rows - r);
@@ -317,21 +322,21 @@ mod avx512 {
         if lanes >= 16 { 0xffff } else { ((1u32 << lanes) - 1) as __mmask16 }
     }
 
-    /// `dst[R × 32] = a[R × kh pairs] · b[kh pairs × 32]` (`a`'s rows `stride` pairs apart), the
-    /// columns masked by `m0`, `m1`.
+    /// `dst[R × 32] = a[R × kh pairs] · b[kh pairs × 32]` (`a`'s rows `stride` pairs apart; `b`
+    /// two panels of 16 columns, `panel` pairs apart), the columns masked by `m0`, `m1`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(kh: usize, stride: usize, a: *const u32, b: *const i32, np: usize, n: usize, m0: __mmask16, m1: __mmask16, dst: *mut f32) {
+    unsafe fn tile<const R: usize>(kh: usize, stride: usize, a: *const u32, b: *const i32, panel: usize, n: usize, m0: __mmask16, m1: __mmask16, dst: *mut f32) {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
         for t in 0..kh {
             // SAFETY (whole block): the caller's bounds; masked-off lanes are neither read nor
             // written, and their addresses are formed with wrapping arithmetic.
             unsafe {
-                let row = b.wrapping_add(t * np);
+                let row = b.wrapping_add(t * 16);
                 let b0: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi32(m0, row));
-                let b1: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi32(m1, row.wrapping_add(16)));
+                let b1: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi32(m1, row.wrapping_add(panel)));
                 for r in 0..R {
                     let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r * stride + t) as i32));
                     c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
@@ -400,9 +405,14 @@ mod amx {
         Config(c)
     };
 
+    /// Pair rows of the weights a product takes at a time (depth 256): the chunk's two panels'
+    /// tiles (16 KiB) stay in L1 while each 32-row tile of the block reads them, the partial
+    /// sums waiting in an accumulator block (16 KiB) between chunks.
+    const KC: usize = 128;
+
     /// tmm0–3: the 32 × 32 float32 accumulators (rows 0–15 / 16–31 × columns 0–15 / 16–31);
     /// tmm4–5: two 16-row blocks of the left-hand side, 32 deep; tmm6–7: two 16-column blocks of
-    /// the right-hand side.
+    /// the right-hand side (contiguous tiles of two panels).
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16], a: &mut Vec<u32>) {
@@ -413,6 +423,8 @@ mod amx {
             a.resize(block * kh, 0);
         }
         let mut c = [0.0f32; 4 * 256];
+        // The block's partial sums between chunks of depth: rows 32 floats (128 bytes) apart.
+        let mut acc = [0.0f32; BLOCK_ROWS * 32];
         // SAFETY: AMX was granted (the caller's contract); CONFIG is a valid palette-1 config.
         unsafe { asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly)) };
         for i0 in (0..m).step_by(BLOCK_ROWS) {
@@ -428,58 +440,85 @@ mod amx {
                 }
                 Lhs::Pairs(p, stride) => (&p[i0 * stride..], stride),
             };
-            let (astride, bstride) = (kh_stride * 4, np * 4);
+            let astride = kh_stride * 4;
             for j0 in (0..np).step_by(32) {
                 let two_cols = j0 + 16 < np;
-                for r0 in (0..rows).step_by(32) {
-                    let two_rows = r0 + 16 < rows;
-                    // SAFETY: tile loads read 16 rows × 64 bytes: from the rounded block (rows
-                    // r0..r0+32 < padded, pairs t..t+16 ≤ kh) and from `rhs` (pair rows t..t+16 ≤
-                    // kh, columns j0..j0+32 ≤ np, both padded in storage); stores go to `dst`
-                    // when the 32 × 32 block lies inside it (checked), else to `c`.
-                    unsafe {
-                        asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
-                        for t in (0..kh).step_by(16) {
-                            let ap = a.as_ptr().add(r0 * kh_stride + t);
-                            let bp = rhs.as_ptr().add((t * np + j0) * 2);
-                            asm!("tileloadd tmm4, [{a} + {sa}*1]", "tileloadd tmm6, [{b} + {sb}*1]", "tdpbf16ps tmm0, tmm4, tmm6",
-                                a = in(reg) ap, sa = in(reg) astride, b = in(reg) bp, sb = in(reg) bstride, options(nostack, readonly));
-                            if two_cols {
-                                asm!("tileloadd tmm7, [{b} + {sb}*1]", "tdpbf16ps tmm1, tmm4, tmm7",
-                                    b = in(reg) bp.add(32), sb = in(reg) bstride, options(nostack, readonly));
+                // The panels of columns j0.. and j0+16.. (the second only when it exists).
+                let b0 = rhs[j0 / 16 * kh * 32..].as_ptr();
+                let b1 = b0.wrapping_add(kh * 32);
+                // One chunk at least: an empty product stores its zeros.
+                for t0 in (0..kh.max(1)).step_by(KC) {
+                    let t1 = (t0 + KC).min(kh);
+                    for r0 in (0..rows).step_by(32) {
+                        let two_rows = r0 + 16 < rows;
+                        let sums = acc[r0 * 32..].as_mut_ptr();
+                        // SAFETY: tile loads read 16 rows × 64 bytes: from the rounded block
+                        // (rows r0..r0+32 < padded, pairs t..t+16 ≤ kh), from `rhs` (pair rows
+                        // t..t+16 ≤ kh of panels j0 / 16 and, with two_cols, the next, which
+                        // exist in storage) and from `acc` (rows r0..r0+32 ≤ BLOCK_ROWS); stores
+                        // go to `acc`, to `dst` when the 32 × 32 block lies inside it (checked),
+                        // else to `c`.
+                        unsafe {
+                            if t0 == 0 {
+                                asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+                            } else {
+                                asm!("tileloadd tmm0, [{c} + {s}*1]", "tileloadd tmm1, [{c1} + {s}*1]", "tileloadd tmm2, [{c2} + {s}*1]",
+                                    "tileloadd tmm3, [{c3} + {s}*1]", c = in(reg) sums, c1 = in(reg) sums.add(16), c2 = in(reg) sums.add(512),
+                                    c3 = in(reg) sums.add(528), s = in(reg) 128usize, options(nostack, readonly));
                             }
-                            if two_rows {
-                                asm!("tileloadd tmm5, [{a} + {sa}*1]", "tdpbf16ps tmm2, tmm5, tmm6",
-                                    a = in(reg) ap.add(16 * kh_stride), sa = in(reg) astride, options(nostack, readonly));
+                            for t in (t0..t1).step_by(16) {
+                                let ap = a.as_ptr().add(r0 * kh_stride + t);
+                                asm!("tileloadd tmm4, [{a} + {sa}*1]", "tileloadd tmm6, [{b} + {sb}*1]", "tdpbf16ps tmm0, tmm4, tmm6",
+                                    a = in(reg) ap, sa = in(reg) astride, b = in(reg) b0.add(t * 32), sb = in(reg) 64usize, options(nostack, readonly));
                                 if two_cols {
-                                    asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+                                    asm!("tileloadd tmm7, [{b} + {sb}*1]", "tdpbf16ps tmm1, tmm4, tmm7",
+                                        b = in(reg) b1.add(t * 32), sb = in(reg) 64usize, options(nostack, readonly));
+                                }
+                                if two_rows {
+                                    asm!("tileloadd tmm5, [{a} + {sa}*1]", "tdpbf16ps tmm2, tmm5, tmm6",
+                                        a = in(reg) ap.add(16 * kh_stride), sa = in(reg) astride, options(nostack, readonly));
+                                    if two_cols {
+                                        asm!("tdpbf16ps tmm3, tmm5, tmm7", options(nostack, nomem));
+                                    }
                                 }
                             }
-                        }
-                        if r0 + 32 <= rows && j0 + 32 <= n {
-                            // All four tiles inside `dst`: stored there, rows n values apart
-                            // (rows i0+r0.., columns j0.. of dst, 32 × 32, in bounds).
-                            let d = dst.as_mut_ptr().add((i0 + r0) * n + j0);
-                            asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
-                                "tilestored [{c3} + {s}*1], tmm3", c = in(reg) d, c1 = in(reg) d.add(16),
-                                c2 = in(reg) d.add(16 * n), c3 = in(reg) d.add(16 * n + 16), s = in(reg) 4 * n, options(nostack));
-                            continue;
-                        }
-                        asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
-                            "tilestored [{c3} + {s}*1], tmm3", c = in(reg) c.as_mut_ptr(), c1 = in(reg) c.as_mut_ptr().add(256),
-                            c2 = in(reg) c.as_mut_ptr().add(512), c3 = in(reg) c.as_mut_ptr().add(768), s = in(reg) 64usize, options(nostack));
-                    }
-                    // Tile (ri, ci) holds rows r0 + 16·ri.., columns j0 + 16·ci.. of the block.
-                    for ri in 0..2 {
-                        for ci in 0..2 {
-                            let (r1, j1) = (r0 + 16 * ri, j0 + 16 * ci);
-                            if r1 >= rows || j1 >= n {
+                            if t1 < kh {
+                                asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
+                                    "tilestored [{c3} + {s}*1], tmm3", c = in(reg) sums, c1 = in(reg) sums.add(16), c2 = in(reg) sums.add(512),
+                                    c3 = in(reg) sums.add(528), s = in(reg) 128usize, options(nostack));
                                 continue;
                             }
-                            let cols = 16.min(n - j1);
-                            let tile = &c[(2 * ri + ci) * 256..][..256];
-                            for r in 0..16.min(rows - r1) {
-                                dst[(i0 + r1 + r) * n + j1..][..cols].copy_from_slice(&tile[r * 16..r * 16 + cols]);
+                            if r0 + 32 <= rows && j0 + 32 <= n {
+                                // All four tiles inside `dst`: stored there, rows n values apart
+                                // (rows i0+r0.., columns j0.. of dst, 32 × 32, in bounds).
+                                let d = dst.as_mut_ptr().add((i0 + r0) * n + j0);
+                                asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
+                                    "tilestored [{c3} + {s}*1], tmm3", c = in(reg) d, c1 = in(reg) d.add(16),
+                                    c2 = in(reg) d.add(16 * n), c3 = in(reg) d.add(16 * n + 16), s = in(reg) 4 * n, options(nostack));
+                                continue;
+                            }
+                            asm!("tilestored [{c} + {s}*1], tmm0", "tilestored [{c1} + {s}*1], tmm1", "tilestored [{c2} + {s}*1], tmm2",
+                                "tilestored [{c3} + {s}*1], tmm3", c = in(reg) c.as_mut_ptr(), c1 = in(reg) c.as_mut_ptr().add(256),
+                                c2 = in(reg) c.as_mut_ptr().add(512), c3 = in(reg) c.as_mut_ptr().add(768), s = in(reg) 64usize, options(nostack));
+                        }
+                        // Tile (ri, ci) holds rows r0 + 16·ri.., columns j0 + 16·ci.. of the block.
+                        for ri in 0..2 {
+                            for ci in 0..2 {
+                                let (r1, j1) = (r0 + 16 * ri, j0 + 16 * ci);
+                                if r1 >= rows || j1 >= n {
+                                    continue;
+                                }
+                                let cols = 16.min(n - j1);
+                                let tile = &c[(2 * ri + ci) * 256..][..256];
+                                for r in 0..16.min(rows - r1) {
+                                    let row = &mut dst[(i0 + r1 + r) * n + j1..];
+                                    if cols == 16 {
+                                        // A whole row of the tile: one fixed-size copy, not a call.
+                                        row[..16].copy_from_slice(&tile[r * 16..r * 16 + 16]);
+                                    } else {
+                                        row[..cols].copy_from_slice(&tile[r * 16..r * 16 + cols]);
+                                    }
+                                }
                             }
                         }
                     }
@@ -552,7 +591,7 @@ mod tests {
         assert_eq!(p.len(), 16 * 16 * 2, "k to 32, n to 16");
         for r in 0..k {
             for j in 0..n {
-                assert_eq!(paired_at(&p, n, r, j), rows[r * n + j]);
+                assert_eq!(paired_at(&p, k, r, j), rows[r * n + j]);
             }
         }
         assert_eq!(p.iter().filter(|&&v| v != 0).count(), 15, "padding is zeros");

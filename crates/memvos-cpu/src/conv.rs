@@ -289,6 +289,19 @@ impl Im2colBlock<'_> {
                 let (oy, ox) = (r / wo, r % wo);
                 for ky in 0..k {
                     let iy = (oy * s.stride + ky * s.dilation) as isize - s.pad as isize;
+                    let ix0 = (ox * s.stride) as isize - s.pad as isize;
+                    if s.dilation == 1 && iy >= 0 && iy < x.h as isize && ix0 >= 0 && ix0 as usize + k <= x.w {
+                        // The patch row's k pixels are adjacent in the input: one run (for the
+                        // stem's 3 channels, one copy instead of seven).
+                        let d = &mut row[ky * k * cin..(ky + 1) * k * cin];
+                        let src = &x.data[((b * x.h + iy as usize) * x.w + ix0 as usize) * cin..][..k * cin];
+                        if fuse.relu_input {
+                            d.iter_mut().zip(src).for_each(|(o, &v)| *o = v.max(0.0));
+                        } else {
+                            d.copy_from_slice(src);
+                        }
+                        continue;
+                    }
                     for kx in 0..k {
                         let ix = (ox * s.stride + kx * s.dilation) as isize - s.pad as isize;
                         let d = &mut row[(ky * k + kx) * cin..(ky * k + kx + 1) * cin];
@@ -433,6 +446,9 @@ mod tests {
         check(sp(9, 5, 3, 1, 1), 2, 13, 10, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(16, 3, 3, 1, 1), 1, 4, 5, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
         check(sp(4, 4, 3, 1, 1), 1, 1, 1, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+        // Channels in many 16-lane steps of the transforms, the last one partial.
+        check(sp(70, 130, 3, 1, 1), 1, 9, 10, Some(Winograd::F4), ConvKind::Winograd(Winograd::F4), 1e-5);
+        check(sp(130, 70, 3, 1, 1), 1, 9, 10, Some(Winograd::F2), ConvKind::Winograd(Winograd::F2), 1e-6);
         // Atrous (ASPP's): im2col whatever Winograd says, taps beyond the map read as zeros.
         let atrous = |dilation| ConvSpec { dilation, ..sp(6, 5, 3, 1, dilation) };
         check(atrous(2), 2, 9, 11, Some(Winograd::F4), ConvKind::Im2col, 1e-6);

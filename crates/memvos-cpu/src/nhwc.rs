@@ -184,6 +184,21 @@ pub struct Nhwc {
     pub data: Floats,
 }
 
+/// `len` zeros, a map buffer the pool did not have. A large one is zeroed by all the threads:
+/// the allocator may hand back used memory that `calloc` zeroes on the calling thread alone
+/// (glibc serves blocks up to its adaptive mmap threshold, up to 32 MiB, from its heap), and
+/// fresh pages are faulted in by all threads instead of one.
+fn zeroed(len: usize) -> Vec<f32> {
+    if len < pool::MIN_VALUES {
+        return vec![0.0; len];
+    }
+    let mut v = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len].par_chunks_mut(1 << 16).for_each(|c| c.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: the first `len` values were written just above.
+    unsafe { v.set_len(len) };
+    v
+}
+
 impl Nhwc {
     /// A map of zeros.
     pub fn zeros(n: usize, h: usize, w: usize, c: usize) -> Self {
@@ -193,7 +208,7 @@ impl Nhwc {
                 v.fill(0.0);
                 v
             }
-            None => vec![0.0; len],
+            None => zeroed(len),
         };
         Nhwc { n, h, w, c, data: data.into() }
     }
@@ -210,7 +225,7 @@ impl Nhwc {
                 }
                 v
             }
-            None => vec![0.0; len],
+            None => zeroed(len),
         };
         Nhwc { n, h, w, c, data: data.into() }
     }

@@ -140,7 +140,7 @@ impl Weights {
             (Store::Bf16(h), Precision::Fp32) => {
                 let mut out = Vec::with_capacity(h.len());
                 for m in h.chunks(crate::bf16::paired_len(k, n)) {
-                    (0..k * n).for_each(|i| out.push(from_bf16(crate::bf16::paired_at(m, n, i / n, i % n))));
+                    (0..k * n).for_each(|i| out.push(from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
                 }
                 Store::Fp32(out)
             }
@@ -213,18 +213,22 @@ pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs:
     }
     // Whole pairs of rows per block.
     let rows = ((WIDEN_VALUES / n) & !1).clamp(2, k.div_ceil(2) * 2);
-    let stride = crate::bf16::paired_stride(n);
+    let kh = crate::bf16::pair_rows(k);
     WIDENED.with(|cell| {
         let mut buf = cell.borrow_mut();
         buf.resize(rows * n, 0.0);
         for k0 in (0..k).step_by(rows) {
             let kb = rows.min(k - k0);
-            // k0 is even: each stored row of pairs widens into two rows of the block.
-            for (t, pair_row) in r[k0 * stride / 2..].chunks(stride).take(kb.div_ceil(2)).enumerate() {
-                for (j, pair) in pair_row[..2 * n].chunks_exact(2).enumerate() {
-                    buf[2 * t * n + j] = from_bf16(pair[0]);
-                    if 2 * t + 1 < kb {
-                        buf[(2 * t + 1) * n + j] = from_bf16(pair[1]);
+            // k0 is even: each stored row of pairs of a panel (16 columns) widens into two rows
+            // of the block.
+            for t in 0..kb.div_ceil(2) {
+                for (p, cols) in (0..n).step_by(16).enumerate() {
+                    let pairs = &r[(p * kh + k0 / 2 + t) * 32..][..32];
+                    for (j, pair) in pairs.chunks_exact(2).take(16.min(n - cols)).enumerate() {
+                        buf[2 * t * n + cols + j] = from_bf16(pair[0]);
+                        if 2 * t + 1 < kb {
+                            buf[(2 * t + 1) * n + cols + j] = from_bf16(pair[1]);
+                        }
                     }
                 }
             }

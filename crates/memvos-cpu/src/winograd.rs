@@ -154,11 +154,14 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     // Tiles never overlap, so the output tasks write disjoint pixels.
     let ctx = Tiles { x, bias, cout, pad, mt, fuse, th, tw, ho, wo, out: SendPtr(out.data.as_mut_ptr()) };
     // With bfloat16 arithmetic the transformed inputs are rounded as each tile is transformed
-    // and kept as bfloat16 pairs (`[t][e][pairs]`, tiles padded to whole AMX tiles of 32 rows):
-    // half the bytes, and the products take them as they are instead of rounding each matrix.
+    // and kept as bfloat16 pairs, one plane per transform point (`[e][t][pairs]`, each plane's
+    // tiles padded to whole AMX tiles of 32 rows): half the bytes, the products take them as
+    // they are instead of rounding each matrix, and each product reads its rows one after
+    // another (rows `α²` tiles apart would share one set of the L1 cache).
     let pairs = rounded_inputs && u.precision() == Precision::Bf16 && crate::bf16::kernel().is_some();
     let kh = crate::bf16::pair_rows(cin);
-    let vlen = if pairs { pass.div_ceil(32) * 32 * a2 * kh } else { a2 * pass * cin };
+    let plane = pass.div_ceil(32) * 32 * kh;
+    let vlen = if pairs { a2 * plane } else { a2 * pass * cin };
     // Both pass buffers in one of the calling thread's scratch buffers: one buffer, as large as
     // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
     // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
@@ -171,31 +174,38 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
         // products overwrite whole rows; the pairs' padding rows are loaded, never stored), so
         // stale scratch is fine.
         if pairs {
-            // SAFETY: f32 and u32 have the same size and alignment, and every bit pattern is a
-            // valid u32; `vbuf` is not used as f32 while this view lives.
-            let v16 = unsafe { std::slice::from_raw_parts_mut(vbuf.as_mut_ptr() as *mut u32, vbuf.len()) };
-            v16[..nt * a2 * kh].par_chunks_mut(TASK_TILES * a2 * kh).enumerate().for_each(|(i, chunk)| {
-                // The task's tiles transformed in float32 (`[t][e][ci]`), then every row rounded.
-                let rows = chunk.len() / kh;
-                let mut v = scratch(rows * cin);
-                let first = t0 + i * TASK_TILES;
+            // The planes are written through a pointer to `vbuf`, which is not used as f32
+            // meanwhile: f32 and u32 have the same size and alignment, and every bit pattern
+            // is a valid u32.
+            let planes = SendPtr(vbuf.as_mut_ptr());
+            (0..nt.div_ceil(TASK_TILES)).into_par_iter().for_each(|i| {
+                // The task's tiles transformed in float32 (`[t][e][ci]`), then rounded into
+                // each plane.
+                let (first, count) = (i * TASK_TILES, TASK_TILES.min(nt - i * TASK_TILES));
+                let mut v = scratch(count * a2 * cin);
                 #[cfg(target_arch = "x86_64")]
                 if simd {
                     // SAFETY: the CPU has AVX-512F (`simd` is only true then).
-                    unsafe { inputs_avx512(&ctx, first, &mut v) };
+                    unsafe { inputs_avx512(&ctx, t0 + first, &mut v) };
                 } else {
-                    inputs(&ctx, first, &mut v);
+                    inputs(&ctx, t0 + first, &mut v);
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                inputs(&ctx, first, &mut v);
-                let rounded = crate::bf16::round_rows_into(&v, rows, cin, cin, chunk, kh);
-                debug_assert!(rounded, "bfloat16 arithmetic was checked above");
+                inputs(&ctx, t0 + first, &mut v);
+                for e in 0..a2 {
+                    // SAFETY: rows first..first+count of plane e lie in `vbuf` (count ≤ nt ≤
+                    // pass rows a plane), and only this task writes them.
+                    let rows = unsafe { std::slice::from_raw_parts_mut((planes.get() as *mut u32).add(e * plane + first * kh), count * kh) };
+                    let rounded = crate::bf16::round_rows_into(&v[e * cin..], count, cin, a2 * cin, rows, kh);
+                    debug_assert!(rounded, "bfloat16 arithmetic was checked above");
+                }
                 give_back(v);
             });
-            let v16 = &v16[..];
+            // SAFETY: as above; the tasks writing it are done.
+            let v16 = unsafe { std::slice::from_raw_parts(planes.get() as *const u32, vlen) };
             mbuf[..a2 * nt * cout].par_chunks_mut(nt * cout).enumerate().for_each(|(e, dst)| {
                 let WeightsRef::Bf16(r) = u.matrix(e) else { unreachable!("bfloat16 weights (checked above)") };
-                let done = crate::bf16::matmul_pairs(nt, cout, cin, dst, &v16[e * kh..], a2 * kh, r);
+                let done = crate::bf16::matmul_pairs(nt, cout, cin, dst, &v16[e * plane..], kh, r);
                 debug_assert!(done, "bfloat16 arithmetic was checked above");
             });
         } else {
