@@ -48,7 +48,8 @@ impl Drop for Floats {
     }
 }
 
-/// Buffers of maps that were dropped, kept for the next map of the same size: a streamed video
+/// Buffers of maps that were dropped, kept for the next map of their size (or a smaller one,
+/// when none of its own size is kept): a streamed video
 /// asks for the same sizes every frame, so its maps reuse buffers whose pages are already
 /// mapped instead of faulting in (and zeroing) fresh ones. One pool per process, shared by the
 /// streams (the network calls carry no stream), bounded by [`pool::KEPT_BYTES`]; buffers under
@@ -63,49 +64,55 @@ pub mod pool {
     pub const KEPT_BYTES: usize = 128 << 20;
 
     struct Pool {
+        /// Kept buffers by capacity (in values).
         by_len: HashMap<usize, Vec<Vec<f32>>>,
         bytes: usize,
     }
 
     static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-    /// A kept buffer of exactly `len` values (stale contents), if there is one. When there is
-    /// none, kept buffers of other sizes are freed first until `len` values' worth is (the
-    /// caller is about to allocate that much): memory the pool keeps is then never added on top
-    /// of a new allocation, so it does not raise the process's peak.
+    /// A kept buffer for `len` values (stale contents), if there is one: one of exactly that
+    /// capacity, else the smallest larger one (a map alive while another of its size is asked
+    /// for takes the next size up rather than fresh pages). When none holds `len`, kept
+    /// buffers are freed first until `len` values' worth is (the caller is about to allocate
+    /// that much): memory the pool keeps is then never added on top of a new allocation, so it
+    /// does not raise the process's peak.
     pub(crate) fn take(len: usize) -> Option<Vec<f32>> {
         if len < MIN_VALUES {
             return None;
         }
         let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let pool = guard.as_mut()?;
-        if let Some(v) = pool.by_len.get_mut(&len).and_then(Vec::pop) {
-            pool.bytes -= 4 * len;
+        let fit = pool.by_len.iter().filter(|(cap, bufs)| **cap >= len && !bufs.is_empty()).map(|(&cap, _)| cap).min();
+        if let Some(mut v) = fit.and_then(|cap| pool.by_len.get_mut(&cap)).and_then(Vec::pop) {
+            pool.bytes -= 4 * v.capacity();
+            // Values past the old length (only when it was shorter) are written as zeros.
+            v.resize(len, 0.0);
             return Some(v);
         }
         let mut freed = 0;
         while freed < 4 * len && pool.bytes > 0 {
-            let Some(size) = pool.by_len.iter().find(|(_, bufs)| !bufs.is_empty()).map(|(&size, _)| size) else { break };
-            if let Some(v) = pool.by_len.get_mut(&size).and_then(Vec::pop) {
-                pool.bytes -= 4 * size;
-                freed += 4 * size;
+            let Some(cap) = pool.by_len.iter().find(|(_, bufs)| !bufs.is_empty()).map(|(&cap, _)| cap) else { break };
+            if let Some(v) = pool.by_len.get_mut(&cap).and_then(Vec::pop) {
+                pool.bytes -= 4 * cap;
+                freed += 4 * cap;
                 drop(v);
             }
         }
         None
     }
 
-    /// Keeps `v` (of length = capacity ≥ [`MIN_VALUES`]) while the pool has room.
+    /// Keeps `v` (of capacity ≥ [`MIN_VALUES`]) while the pool has room.
     pub(crate) fn put(v: Vec<f32>) {
-        let len = v.len();
-        if len < MIN_VALUES || v.capacity() != len {
+        let cap = v.capacity();
+        if cap < MIN_VALUES {
             return;
         }
         let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let pool = guard.get_or_insert_with(|| Pool { by_len: HashMap::new(), bytes: 0 });
-        if pool.bytes + 4 * len <= KEPT_BYTES {
-            pool.bytes += 4 * len;
-            pool.by_len.entry(len).or_default().push(v);
+        if pool.bytes + 4 * cap <= KEPT_BYTES {
+            pool.bytes += 4 * cap;
+            pool.by_len.entry(cap).or_default().push(v);
         }
     }
 

@@ -1,5 +1,5 @@
 //! The pool of map buffers (`memvos_cpu::pool`): a dropped map's buffer serves the next map of
-//! its size, zeroed when asked for zeros; a request it cannot serve frees what it keeps first, so
+//! its size (or a smaller one), zeroed when asked for zeros; a request it cannot serve frees what it keeps first, so
 //! the pool never sits on top of a new allocation. One test in its own process: the pool is
 //! process-wide.
 
@@ -34,12 +34,23 @@ fn dropped_buffers_serve_the_next_map_of_their_size() {
     let other = Nhwc::zeros(n, h, w, 2 * c);
     assert_eq!(pool::kept_bytes(), 0, "the pool kept its buffer beside a new allocation");
     drop(other);
-    // Small maps are left to the allocator; a map's values handed out (into_vec) leave the pool out.
+    // Small maps are left to the allocator.
     drop(Nhwc::zeros(1, 4, 4, 4));
     assert_eq!(pool::kept_bytes(), 4 * 2 * len);
+    // A smaller map takes a larger kept buffer rather than fresh pages (zeroed when asked), and
+    // gives it back whole.
+    let mut smaller = Nhwc::zeros(n, h, w, c);
+    assert_eq!(pool::kept_bytes(), 0, "the larger buffer served the smaller map");
+    assert!(smaller.data.len() == len && smaller.data.iter().all(|&v| v == 0.0));
+    smaller.data[len - 1] = 5.0;
+    drop(smaller);
+    assert_eq!(pool::kept_bytes(), 4 * 2 * len);
+    let again = Nhwc::zeros(n, h, w, 2 * c);
+    assert!(again.data.iter().all(|&v| v == 0.0), "the values past the smaller map's are zeros too");
+    drop(again);
+    // A map's values handed out (into_vec) leave the pool out.
     let v = Nhwc::zeros(n, h, w, c).data.into_vec();
     assert_eq!(v.len(), len);
-    assert_eq!(pool::kept_bytes(), 0, "freed before the allocation of another size");
     drop(v);
     assert_eq!(pool::kept_bytes(), 0, "a vector handed out is not the pool's");
     // The bound: at most KEPT_BYTES at once.
