@@ -389,6 +389,10 @@ mod amx {
         ret == 0
     }
 
+    /// Values on whole cache lines.
+    #[repr(C, align(64))]
+    struct Lines<const N: usize>([f32; N]);
+
     /// Every tile 16 rows × 64 bytes (palette 1).
     #[repr(C, align(64))]
     struct Config([u8; 64]);
@@ -417,14 +421,21 @@ mod amx {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: Lhs<'_>, rhs: &[u16], a: &mut Vec<u32>) {
         let (kh, np) = (pair_rows(k), padded_cols(n));
+        // The rounded block starts on a cache line (tile rows are 64 bytes: unaligned, each
+        // would span two lines).
+        let mut start = 0;
         if let Lhs::Floats(..) = lhs {
             // Rows rounded up to 32 so every tile load stays in the (zeroed) block.
             let block = BLOCK_ROWS.min(m.div_ceil(32) * 32);
-            a.resize(block * kh, 0);
+            a.resize(block * kh + 16, 0);
+            start = a.as_ptr().align_offset(64);
         }
-        let mut c = [0.0f32; 4 * 256];
+        let a = &mut a[start..];
+        let mut c = Lines([0.0f32; 4 * 256]);
+        let c = &mut c.0;
         // The block's partial sums between chunks of depth: rows 32 floats (128 bytes) apart.
-        let mut acc = [0.0f32; BLOCK_ROWS * 32];
+        let mut acc = Lines([0.0f32; BLOCK_ROWS * 32]);
+        let acc = &mut acc.0;
         // SAFETY: AMX was granted (the caller's contract); CONFIG is a valid palette-1 config.
         unsafe { asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly)) };
         for i0 in (0..m).step_by(BLOCK_ROWS) {

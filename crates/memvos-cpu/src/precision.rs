@@ -98,7 +98,10 @@ pub(crate) struct Weights {
 #[derive(Clone, Debug)]
 enum Store {
     Fp32(Vec<f32>),
-    Bf16(Vec<u16>),
+    /// The pairs from the given index on: the first on a cache line where the allocation put
+    /// it (AMX loads a tile's rows 64 bytes at a time; unaligned, each spans two lines). A
+    /// clone keeps the index, the values, not the alignment.
+    Bf16(Vec<u16>, usize),
 }
 
 impl Weights {
@@ -111,7 +114,7 @@ impl Weights {
     pub(crate) fn precision(&self) -> Precision {
         match self.store {
             Store::Fp32(_) => Precision::Fp32,
-            Store::Bf16(_) => Precision::Bf16,
+            Store::Bf16(..) => Precision::Bf16,
         }
     }
 
@@ -119,7 +122,7 @@ impl Weights {
     fn stride(&self) -> usize {
         match self.store {
             Store::Fp32(_) => self.k * self.n,
-            Store::Bf16(_) => crate::bf16::paired_len(self.k, self.n),
+            Store::Bf16(..) => crate::bf16::paired_len(self.k, self.n),
         }
     }
 
@@ -127,19 +130,22 @@ impl Weights {
     pub(crate) fn into_precision(self, p: Precision) -> Self {
         let (k, n) = (self.k, self.n);
         let store = match (self.store, p) {
-            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Vec::new()),
-            (Store::Bf16(_), Precision::Fp32) if k * n == 0 => Store::Fp32(Vec::new()),
+            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Vec::new(), 0),
+            (Store::Bf16(..), Precision::Fp32) if k * n == 0 => Store::Fp32(Vec::new()),
             (Store::Fp32(w), Precision::Bf16) => {
-                let mut out = Vec::new();
+                let len = w.len() / (k * n) * crate::bf16::paired_len(k, n);
+                let mut out: Vec<u16> = Vec::with_capacity(len + 32);
+                let start = out.as_ptr().align_offset(64).min(32);
+                out.resize(start, 0);
                 for m in w.chunks(k * n) {
                     let rows: Vec<u16> = m.iter().map(|&v| to_bf16(v)).collect();
                     out.extend(crate::bf16::pack_pairs(&rows, k, n));
                 }
-                Store::Bf16(out)
+                Store::Bf16(out, start)
             }
-            (Store::Bf16(h), Precision::Fp32) => {
+            (Store::Bf16(h, start), Precision::Fp32) => {
                 let mut out = Vec::with_capacity(h.len());
-                for m in h.chunks(crate::bf16::paired_len(k, n)) {
+                for m in h[start..].chunks(crate::bf16::paired_len(k, n)) {
                     (0..k * n).for_each(|i| out.push(from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
                 }
                 Store::Fp32(out)
@@ -153,7 +159,7 @@ impl Weights {
     pub(crate) fn bytes(&self) -> usize {
         match &self.store {
             Store::Fp32(w) => 4 * w.len(),
-            Store::Bf16(h) => 2 * h.len(),
+            Store::Bf16(h, start) => 2 * (h.len() - start),
         }
     }
 
@@ -162,7 +168,7 @@ impl Weights {
         let range = e * self.stride()..(e + 1) * self.stride();
         match &self.store {
             Store::Fp32(w) => WeightsRef::Fp32(&w[range]),
-            Store::Bf16(h) => WeightsRef::Bf16(&h[range]),
+            Store::Bf16(h, start) => WeightsRef::Bf16(&h[*start..][range]),
         }
     }
 
@@ -170,7 +176,7 @@ impl Weights {
     pub(crate) fn all(&self) -> WeightsRef<'_> {
         match &self.store {
             Store::Fp32(w) => WeightsRef::Fp32(w),
-            Store::Bf16(h) => WeightsRef::Bf16(h),
+            Store::Bf16(h, start) => WeightsRef::Bf16(&h[*start..]),
         }
     }
 }

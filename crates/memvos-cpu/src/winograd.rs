@@ -166,8 +166,12 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
     // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
     // free and allocate it for each convolution of another size).
-    let mut buf = scratch(vlen + a2 * pass * cout);
-    let (vbuf, mbuf) = buf.split_at_mut(vlen);
+    // Both start on a cache line (AMX's tile rows are 64 bytes: unaligned, each spans two).
+    let mlen = a2 * pass * cout;
+    let mut buf = scratch(vlen.next_multiple_of(16) + mlen + 16);
+    let start = buf.as_ptr().align_offset(64).min(16);
+    let (vbuf, rest) = buf[start..].split_at_mut(vlen.next_multiple_of(16));
+    let (vbuf, mbuf) = (&mut vbuf[..vlen], &mut rest[..mlen]);
     for t0 in (0..tiles).step_by(pass) {
         let nt = pass.min(tiles - t0);
         // Every value of both buffers is written before it is read (the transforms and the
