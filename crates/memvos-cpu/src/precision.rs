@@ -97,24 +97,47 @@ pub(crate) struct Weights {
 
 #[derive(Clone, Debug)]
 enum Store {
-    Fp32(Vec<f32>),
-    /// The pairs from the given index on: the first on a cache line where the allocation put
-    /// it (AMX loads a tile's rows 64 bytes at a time; unaligned, each spans two lines). A
-    /// clone keeps the index, the values, not the alignment.
-    Bf16(Vec<u16>, usize),
+    Fp32(Lined<f32>),
+    Bf16(Lined<u16>),
+}
+
+/// Values whose first lies on a cache line where the allocation put it: the kernels load
+/// weights 64 bytes at a time (a zmm register, a row of an AMX tile), and from a 16-byte-aligned
+/// allocation each load spanned two lines. A clone keeps the values, not the alignment.
+#[derive(Clone, Debug)]
+struct Lined<T> {
+    buf: Vec<T>,
+    start: usize,
+}
+
+impl<T: Copy + Default> Lined<T> {
+    /// `len` values.
+    fn new(values: impl IntoIterator<Item = T>, len: usize) -> Self {
+        let line = 64 / std::mem::size_of::<T>();
+        let mut buf: Vec<T> = Vec::with_capacity(len + line);
+        let start = buf.as_ptr().align_offset(64).min(line);
+        buf.resize(start, T::default());
+        buf.extend(values);
+        Lined { buf, start }
+    }
+
+    fn get(&self) -> &[T] {
+        &self.buf[self.start..]
+    }
 }
 
 impl Weights {
     /// `w` holds row-major `k × n` matrices, one after the other.
     pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, p: Precision) -> Self {
         assert!(k * n == 0 && w.is_empty() || k * n > 0 && w.len() % (k * n) == 0, "weights: whole k × n matrices");
-        Weights { k, n, store: Store::Fp32(w) }.into_precision(p)
+        let len = w.len();
+        Weights { k, n, store: Store::Fp32(Lined::new(w, len)) }.into_precision(p)
     }
 
     pub(crate) fn precision(&self) -> Precision {
         match self.store {
             Store::Fp32(_) => Precision::Fp32,
-            Store::Bf16(..) => Precision::Bf16,
+            Store::Bf16(_) => Precision::Bf16,
         }
     }
 
@@ -122,7 +145,7 @@ impl Weights {
     fn stride(&self) -> usize {
         match self.store {
             Store::Fp32(_) => self.k * self.n,
-            Store::Bf16(..) => crate::bf16::paired_len(self.k, self.n),
+            Store::Bf16(_) => crate::bf16::paired_len(self.k, self.n),
         }
     }
 
@@ -130,25 +153,22 @@ impl Weights {
     pub(crate) fn into_precision(self, p: Precision) -> Self {
         let (k, n) = (self.k, self.n);
         let store = match (self.store, p) {
-            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Vec::new(), 0),
-            (Store::Bf16(..), Precision::Fp32) if k * n == 0 => Store::Fp32(Vec::new()),
+            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Lined::new([], 0)),
+            (Store::Bf16(_), Precision::Fp32) if k * n == 0 => Store::Fp32(Lined::new([], 0)),
             (Store::Fp32(w), Precision::Bf16) => {
+                let w = w.get();
                 let len = w.len() / (k * n) * crate::bf16::paired_len(k, n);
-                let mut out: Vec<u16> = Vec::with_capacity(len + 32);
-                let start = out.as_ptr().align_offset(64).min(32);
-                out.resize(start, 0);
-                for m in w.chunks(k * n) {
+                let pairs = w.chunks(k * n).flat_map(|m| {
                     let rows: Vec<u16> = m.iter().map(|&v| to_bf16(v)).collect();
-                    out.extend(crate::bf16::pack_pairs(&rows, k, n));
-                }
-                Store::Bf16(out, start)
+                    crate::bf16::pack_pairs(&rows, k, n)
+                });
+                Store::Bf16(Lined::new(pairs, len))
             }
-            (Store::Bf16(h, start), Precision::Fp32) => {
-                let mut out = Vec::with_capacity(h.len());
-                for m in h[start..].chunks(crate::bf16::paired_len(k, n)) {
-                    (0..k * n).for_each(|i| out.push(from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
-                }
-                Store::Fp32(out)
+            (Store::Bf16(h), Precision::Fp32) => {
+                let h = h.get();
+                let len = h.len() / crate::bf16::paired_len(k, n) * k * n;
+                let values = h.chunks(crate::bf16::paired_len(k, n)).flat_map(|m| (0..k * n).map(move |i| from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
+                Store::Fp32(Lined::new(values, len))
             }
             (same, _) => same,
         };
@@ -158,8 +178,8 @@ impl Weights {
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         match &self.store {
-            Store::Fp32(w) => 4 * w.len(),
-            Store::Bf16(h, start) => 2 * (h.len() - start),
+            Store::Fp32(w) => 4 * w.get().len(),
+            Store::Bf16(h) => 2 * h.get().len(),
         }
     }
 
@@ -167,16 +187,16 @@ impl Weights {
     pub(crate) fn matrix(&self, e: usize) -> WeightsRef<'_> {
         let range = e * self.stride()..(e + 1) * self.stride();
         match &self.store {
-            Store::Fp32(w) => WeightsRef::Fp32(&w[range]),
-            Store::Bf16(h, start) => WeightsRef::Bf16(&h[*start..][range]),
+            Store::Fp32(w) => WeightsRef::Fp32(&w.get()[range]),
+            Store::Bf16(h) => WeightsRef::Bf16(&h.get()[range]),
         }
     }
 
     /// The whole storage (one matrix, or none).
     pub(crate) fn all(&self) -> WeightsRef<'_> {
         match &self.store {
-            Store::Fp32(w) => WeightsRef::Fp32(w),
-            Store::Bf16(h, start) => WeightsRef::Bf16(&h[*start..]),
+            Store::Fp32(w) => WeightsRef::Fp32(w.get()),
+            Store::Bf16(h) => WeightsRef::Bf16(h.get()),
         }
     }
 }
