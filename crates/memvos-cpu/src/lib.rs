@@ -26,9 +26,9 @@
 //! time too, computing the same bits.
 //!
 //! Memory is reused rather than allocated per call: each thread keeps its blocks' buffers, and
-//! a map's values ([`Floats`]) are its own buffer — which goes back to the [`pool`] for the next
-//! map of its size when the map is dropped — or another owner's (a burn tensor's storage) read
-//! in place.
+//! a map's values ([`Floats`]) are its own buffer — which goes back to the [`pool`] (its
+//! stream's [`pool::Arena`]) for the next map of its size when the map is dropped — or another
+//! owner's (a burn tensor's storage) read in place.
 
 #![warn(missing_docs)]
 

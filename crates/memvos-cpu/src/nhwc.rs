@@ -40,7 +40,8 @@ impl Floats {
 }
 
 impl Drop for Floats {
-    /// A large buffer of the map's own goes back to the [`pool`] for the next map of its size.
+    /// A large buffer of the map's own goes back to the [`pool`] serving this thread (its
+    /// stream's arena, else the process's) for the next map of its size.
     fn drop(&mut self) {
         if let Floats::Owned(v) = self {
             pool::put(std::mem::take(v));
@@ -48,75 +49,148 @@ impl Drop for Floats {
     }
 }
 
-/// Buffers of maps that were dropped, kept for the next map of their size (or a smaller one,
-/// when none of its own size is kept): a streamed video
-/// asks for the same sizes every frame, so its maps reuse buffers whose pages are already
-/// mapped instead of faulting in (and zeroing) fresh ones. One pool per process, shared by the
-/// streams (the network calls carry no stream), bounded by [`pool::KEPT_BYTES`]; buffers under
-/// [`pool::MIN_VALUES`] are left to the allocator.
+/// Buffers of maps that were dropped, kept for the next map of their size (or one up to an
+/// eighth smaller, when none of its own size is kept): a streamed video asks for the same sizes every frame, so
+/// its maps reuse buffers whose pages are already mapped instead of faulting in (and zeroing)
+/// fresh ones.
+///
+/// Each stream has its own [`Arena`] (memvos-model's `Propagator` holds one and enters it for
+/// each step): maps made and dropped on a thread inside [`Arena::enter`] take and give back that
+/// arena's buffers, which are freed with it; elsewhere (a network called directly, a map
+/// dropped outside any arena) the process's pool serves. Each is bounded by [`KEPT_BYTES`];
+/// buffers under [`MIN_VALUES`] are left to the allocator.
 pub mod pool {
+    use std::cell::RefCell;
     use std::collections::HashMap;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// Smallest buffer kept: 256 K values (1 MiB).
     pub const MIN_VALUES: usize = 1 << 18;
-    /// Most bytes kept at once (128 MiB); a buffer that would pass it is freed.
+    /// Most bytes an arena (or the process's pool) keeps at once (128 MiB); a buffer that would
+    /// pass it is freed.
     pub const KEPT_BYTES: usize = 128 << 20;
 
+    /// A buffer serves maps down to this fraction smaller than it (1/8): a larger one would
+    /// hold memory the map does not use while it lives (taking any larger buffer raised the
+    /// peak memory with 3 objects by 40–150 MiB, IMSFR's above PyTorch's).
+    const SLACK: usize = 8;
+
+    #[derive(Default)]
     struct Pool {
         /// Kept buffers by capacity (in values).
         by_len: HashMap<usize, Vec<Vec<f32>>>,
         bytes: usize,
     }
 
+    impl Pool {
+        /// A kept buffer for `len` values (stale contents), if there is one: the smallest of
+        /// a capacity from `len` to [`SLACK`] more. When none holds `len`, kept buffers are
+        /// freed first until `len` values' worth is (the caller is about to allocate that
+        /// much): memory the pool keeps is then never added on top of a new allocation, so it
+        /// does not raise the process's peak.
+        fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+            let fit = self.by_len.iter().filter(|(cap, bufs)| (len..=len + len / SLACK).contains(*cap) && !bufs.is_empty()).map(|(&cap, _)| cap).min();
+            if let Some(mut v) = fit.and_then(|cap| self.by_len.get_mut(&cap)).and_then(Vec::pop) {
+                self.bytes -= 4 * v.capacity();
+                // Values past the old length (only when it was shorter) are written as zeros.
+                v.resize(len, 0.0);
+                return Some(v);
+            }
+            let mut freed = 0;
+            while freed < 4 * len && self.bytes > 0 {
+                let Some(cap) = self.by_len.iter().find(|(_, bufs)| !bufs.is_empty()).map(|(&cap, _)| cap) else { break };
+                if let Some(v) = self.by_len.get_mut(&cap).and_then(Vec::pop) {
+                    self.bytes -= 4 * cap;
+                    freed += 4 * cap;
+                    drop(v);
+                }
+            }
+            None
+        }
+
+        /// Keeps `v` while there is room.
+        fn put(&mut self, v: Vec<f32>) {
+            let cap = v.capacity();
+            if self.bytes + 4 * cap <= KEPT_BYTES {
+                self.bytes += 4 * cap;
+                self.by_len.entry(cap).or_default().push(v);
+            }
+        }
+    }
+
+    /// The process's pool: maps made outside any arena.
     static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-    /// A kept buffer for `len` values (stale contents), if there is one: one of exactly that
-    /// capacity, else the smallest larger one (a map alive while another of its size is asked
-    /// for takes the next size up rather than fresh pages). When none holds `len`, kept
-    /// buffers are freed first until `len` values' worth is (the caller is about to allocate
-    /// that much): memory the pool keeps is then never added on top of a new allocation, so it
-    /// does not raise the process's peak.
+    thread_local! {
+        /// The arena this thread is inside ([`Arena::enter`]), if any.
+        static CURRENT: RefCell<Option<Arc<Arena>>> = const { RefCell::new(None) };
+    }
+
+    /// A stream's own buffers: the maps its steps drop serve its next frames' maps, apart from
+    /// every other stream's, and are freed when the arena is (with its stream).
+    #[derive(Default)]
+    pub struct Arena {
+        pool: Mutex<Pool>,
+    }
+
+    impl std::fmt::Debug for Arena {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Arena").field("kept_bytes", &self.kept_bytes()).finish()
+        }
+    }
+
+    impl Arena {
+        /// An empty arena.
+        pub fn new() -> Arc<Arena> {
+            Arc::new(Arena::default())
+        }
+
+        /// Runs `f` with this arena serving the maps this thread makes and drops (nested
+        /// arenas: the innermost; the previous one is back when `f` returns or unwinds).
+        pub fn enter<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+            struct Restore(Option<Arc<Arena>>);
+            impl Drop for Restore {
+                fn drop(&mut self) {
+                    let previous = self.0.take();
+                    CURRENT.with(|c| *c.borrow_mut() = previous);
+                }
+            }
+            let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(self))));
+            f()
+        }
+
+        /// Bytes this arena keeps now.
+        pub fn kept_bytes(&self) -> usize {
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).bytes
+        }
+    }
+
+    /// `f` on the pool serving this thread: its arena's, else the process's.
+    fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
+        match CURRENT.with(|c| c.borrow().clone()) {
+            Some(arena) => f(&mut arena.pool.lock().unwrap_or_else(|e| e.into_inner())),
+            None => f(POOL.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Pool::default)),
+        }
+    }
+
+    /// A kept buffer for `len` values (stale contents) from the pool serving this thread, if
+    /// it has one ([`Pool::take`]).
     pub(crate) fn take(len: usize) -> Option<Vec<f32>> {
         if len < MIN_VALUES {
             return None;
         }
-        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = guard.as_mut()?;
-        let fit = pool.by_len.iter().filter(|(cap, bufs)| **cap >= len && !bufs.is_empty()).map(|(&cap, _)| cap).min();
-        if let Some(mut v) = fit.and_then(|cap| pool.by_len.get_mut(&cap)).and_then(Vec::pop) {
-            pool.bytes -= 4 * v.capacity();
-            // Values past the old length (only when it was shorter) are written as zeros.
-            v.resize(len, 0.0);
-            return Some(v);
-        }
-        let mut freed = 0;
-        while freed < 4 * len && pool.bytes > 0 {
-            let Some(cap) = pool.by_len.iter().find(|(_, bufs)| !bufs.is_empty()).map(|(&cap, _)| cap) else { break };
-            if let Some(v) = pool.by_len.get_mut(&cap).and_then(Vec::pop) {
-                pool.bytes -= 4 * cap;
-                freed += 4 * cap;
-                drop(v);
-            }
-        }
-        None
+        with_pool(|p| p.take(len))
     }
 
-    /// Keeps `v` (of capacity ≥ [`MIN_VALUES`]) while the pool has room.
+    /// Keeps `v` (of capacity ≥ [`MIN_VALUES`]) in the pool serving this thread while it has
+    /// room.
     pub(crate) fn put(v: Vec<f32>) {
-        let cap = v.capacity();
-        if cap < MIN_VALUES {
-            return;
-        }
-        let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = guard.get_or_insert_with(|| Pool { by_len: HashMap::new(), bytes: 0 });
-        if pool.bytes + 4 * cap <= KEPT_BYTES {
-            pool.bytes += 4 * cap;
-            pool.by_len.entry(cap).or_default().push(v);
+        if v.capacity() >= MIN_VALUES {
+            with_pool(|p| p.put(v));
         }
     }
 
-    /// Bytes kept now.
+    /// Bytes the process's pool (outside any arena) keeps now.
     pub fn kept_bytes() -> usize {
         POOL.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.bytes)
     }

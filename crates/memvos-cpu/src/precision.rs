@@ -97,13 +97,15 @@ pub(crate) struct Weights {
 
 #[derive(Clone, Debug)]
 enum Store {
-    Fp32(Lined<f32>),
+    Fp32(Vec<f32>),
     Bf16(Lined<u16>),
 }
 
-/// Values whose first lies on a cache line where the allocation put it: the kernels load
-/// weights 64 bytes at a time (a zmm register, a row of an AMX tile), and from a 16-byte-aligned
-/// allocation each load spanned two lines. A clone keeps the values, not the alignment.
+/// Values whose first lies on a cache line where the allocation put it: the bfloat16 kernels
+/// load weights 64 bytes at a time (a row of an AMX tile, a zmm register), and from a
+/// 16-byte-aligned allocation each load spanned two lines. (Float32 weights stay where they
+/// were made: `gemm` packs them, and copying them at load time raised the peak memory.) A
+/// clone keeps the values, not the alignment.
 #[derive(Clone, Debug)]
 struct Lined<T> {
     buf: Vec<T>,
@@ -126,12 +128,28 @@ impl<T: Copy + Default> Lined<T> {
     }
 }
 
+/// Row-major `k × n` float32 matrices `w` rounded to bfloat16 and stored as pairs of rows.
+fn paired(w: &[f32], k: usize, n: usize) -> Lined<u16> {
+    if k * n == 0 {
+        return Lined::new([], 0);
+    }
+    let len = w.len() / (k * n) * crate::bf16::paired_len(k, n);
+    let pairs = w.chunks(k * n).flat_map(|m| {
+        let rows: Vec<u16> = m.iter().map(|&v| to_bf16(v)).collect();
+        crate::bf16::pack_pairs(&rows, k, n)
+    });
+    Lined::new(pairs, len)
+}
+
 impl Weights {
     /// `w` holds row-major `k × n` matrices, one after the other.
     pub(crate) fn new(w: Vec<f32>, k: usize, n: usize, p: Precision) -> Self {
         assert!(k * n == 0 && w.is_empty() || k * n > 0 && w.len() % (k * n) == 0, "weights: whole k × n matrices");
-        let len = w.len();
-        Weights { k, n, store: Store::Fp32(Lined::new(w, len)) }.into_precision(p)
+        let store = match p {
+            Precision::Fp32 => Store::Fp32(w),
+            Precision::Bf16 => Store::Bf16(paired(&w, k, n)),
+        };
+        Weights { k, n, store }
     }
 
     pub(crate) fn precision(&self) -> Precision {
@@ -153,22 +171,15 @@ impl Weights {
     pub(crate) fn into_precision(self, p: Precision) -> Self {
         let (k, n) = (self.k, self.n);
         let store = match (self.store, p) {
-            (Store::Fp32(_), Precision::Bf16) if k * n == 0 => Store::Bf16(Lined::new([], 0)),
-            (Store::Bf16(_), Precision::Fp32) if k * n == 0 => Store::Fp32(Lined::new([], 0)),
-            (Store::Fp32(w), Precision::Bf16) => {
-                let w = w.get();
-                let len = w.len() / (k * n) * crate::bf16::paired_len(k, n);
-                let pairs = w.chunks(k * n).flat_map(|m| {
-                    let rows: Vec<u16> = m.iter().map(|&v| to_bf16(v)).collect();
-                    crate::bf16::pack_pairs(&rows, k, n)
-                });
-                Store::Bf16(Lined::new(pairs, len))
-            }
+            (Store::Bf16(_), Precision::Fp32) if k * n == 0 => Store::Fp32(Vec::new()),
+            (Store::Fp32(w), Precision::Bf16) => Store::Bf16(paired(&w, k, n)),
             (Store::Bf16(h), Precision::Fp32) => {
                 let h = h.get();
-                let len = h.len() / crate::bf16::paired_len(k, n) * k * n;
-                let values = h.chunks(crate::bf16::paired_len(k, n)).flat_map(|m| (0..k * n).map(move |i| from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
-                Store::Fp32(Lined::new(values, len))
+                let mut out = Vec::with_capacity(h.len() / crate::bf16::paired_len(k, n) * k * n);
+                for m in h.chunks(crate::bf16::paired_len(k, n)) {
+                    out.extend((0..k * n).map(|i| from_bf16(crate::bf16::paired_at(m, k, i / n, i % n))));
+                }
+                Store::Fp32(out)
             }
             (same, _) => same,
         };
@@ -178,7 +189,7 @@ impl Weights {
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         match &self.store {
-            Store::Fp32(w) => 4 * w.get().len(),
+            Store::Fp32(w) => 4 * w.len(),
             Store::Bf16(h) => 2 * h.get().len(),
         }
     }
@@ -187,7 +198,7 @@ impl Weights {
     pub(crate) fn matrix(&self, e: usize) -> WeightsRef<'_> {
         let range = e * self.stride()..(e + 1) * self.stride();
         match &self.store {
-            Store::Fp32(w) => WeightsRef::Fp32(&w.get()[range]),
+            Store::Fp32(w) => WeightsRef::Fp32(&w[range]),
             Store::Bf16(h) => WeightsRef::Bf16(&h.get()[range]),
         }
     }
@@ -195,7 +206,7 @@ impl Weights {
     /// The whole storage (one matrix, or none).
     pub(crate) fn all(&self) -> WeightsRef<'_> {
         match &self.store {
-            Store::Fp32(w) => WeightsRef::Fp32(w.get()),
+            Store::Fp32(w) => WeightsRef::Fp32(w),
             Store::Bf16(h) => WeightsRef::Bf16(h.get()),
         }
     }

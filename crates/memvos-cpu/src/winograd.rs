@@ -164,9 +164,9 @@ fn forward_on(x: &Nhwc, u: &Weights, bias: &[f32], cout: usize, pad: usize, v: W
     let vlen = if pairs { a2 * plane } else { a2 * pass * cin };
     // Both pass buffers in one of the calling thread's scratch buffers: one buffer, as large as
     // the largest pass met (≤ PASS_BYTES but for MIN_PASS_TILES), serves every convolution
-    // without zeroing or faulting in pages again (the map pool, keyed by exact sizes, would
-    // free and allocate it for each convolution of another size).
-    // Both start on a cache line (AMX's tile rows are 64 bytes: unaligned, each spans two).
+    // without zeroing or faulting in pages again (the map pool would free and allocate it for
+    // a convolution of a larger size). Both start on a cache line (AMX's tile rows are 64
+    // bytes: unaligned, each spans two).
     let mlen = a2 * pass * cout;
     let mut buf = scratch(vlen.next_multiple_of(16) + mlen + 16);
     let start = buf.as_ptr().align_offset(64).min(16);

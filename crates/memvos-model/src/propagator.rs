@@ -10,8 +10,11 @@
 //! evicted and read is the [`MemoryPolicy`]'s decision ([`memvos_memory::policy`]); the
 //! configuration names one, or [`Propagator::with_policy`] takes any.
 
+use std::sync::Arc;
+
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use memvos_cpu::pool::Arena;
 use memvos_memory::transfers::{download, upload};
 use memvos_data::frame::{Frame, LabelMap, Pad, pad_chw};
 use memvos_memory::{
@@ -302,6 +305,8 @@ pub struct Propagator {
     ids: Vec<u8>,
     groups: Vec<Group>,
     pending: Option<Pending>,
+    /// The CPU kernels' map buffers of this stream, reused from frame to frame.
+    arena: Arc<Arena>,
 }
 
 fn data_err(e: impl std::fmt::Debug) -> PropagatorError {
@@ -340,7 +345,14 @@ impl Propagator {
             ids: Vec::new(),
             groups: Vec::new(),
             pending: None,
+            arena: Arena::new(),
         })
+    }
+
+    /// The buffers memvos's CPU kernels keep for this stream's next frames (the maps a step
+    /// makes and drops on the calling thread; freed with the propagator).
+    pub fn arena(&self) -> &Arena {
+        &self.arena
     }
 
     /// The labels of the tracked objects, in channel order.
@@ -391,6 +403,12 @@ impl Propagator {
     /// [`Self::step`] without the argmax: `(frame index, probabilities [K + 1, H, W], channel
     /// labels)`, for a caller that resizes the probabilities first.
     pub fn step_probs(&mut self, frame: &Frame, new_objects: Option<&LabelMap>) -> Result<Option<(usize, Array3<f32>, Vec<u8>)>, PropagatorError> {
+        let arena = Arc::clone(&self.arena);
+        arena.enter(|| self.step_probs_in_arena(frame, new_objects))
+    }
+
+    /// [`Self::step_probs`] inside the stream's arena.
+    fn step_probs_in_arena(&mut self, frame: &Frame, new_objects: Option<&LabelMap>) -> Result<Option<(usize, Array3<f32>, Vec<u8>)>, PropagatorError> {
         let index = self.next_index;
         let (h, w) = (frame.height(), frame.width());
         if h == 0 || w == 0 {

@@ -1,7 +1,8 @@
 //! On memvos's CPU path a streamed frame's tensors are not copied between burn's `[N, C, H, W]`
 //! tensors and the kernels' NHWC maps: the query's features, the memory bank's keys and values
-//! and the readout are read where they lie. Only the input frame (made by burn) is converted.
-//! One test in its own binary: the conversion counter is process-wide.
+//! and the readout are read where they lie. Only the input frame (made by burn) is converted,
+//! and a stream's maps reuse its own arena's buffers. One test in its own binary: the
+//! conversion counter is process-wide.
 
 use std::sync::Arc;
 
@@ -61,6 +62,16 @@ fn a_streamed_frame_copies_only_its_input() {
     for (i, c) in stream(model.shared()).iter().enumerate() {
         assert!(c.count >= 1 && c.values == c.count * frame, "frame {i}: {} conversions of {} values, not only {frame}-value frames", c.count, c.values);
     }
+    // The stream's maps reuse buffers of its own arena (maps of ≥ 1 MiB: a larger frame).
+    let big = generate_video(&SynthConfig { videos: 1, frames: 3, height: 384, width: 640, min_objects: 1, max_objects: 1, entry_probability: 0.0, seed: 4, ..Default::default() }, 0).unwrap();
+    let mut core = InferenceCore::new(model.shared(), PropagatorConfig::default(), None, &device).unwrap();
+    for (i, f) in big.frames.iter().enumerate() {
+        core.step(f, (i == 0).then_some(&big.masks[0])).unwrap().unwrap();
+    }
+    assert!(core.propagator().arena().kept_bytes() > 0, "the stream's arena kept no buffer");
+    let other = InferenceCore::new(model.shared(), PropagatorConfig::default(), None, &device).unwrap();
+    assert_eq!(other.propagator().arena().kept_bytes(), 0, "a new stream shares another's arena");
+
     // The counter sees copies: a wrapper's edited v16 (made by burn's ops) is converted.
     let edited = stream(Arc::new(EditV16(model.shared())));
     assert!(edited[1..].iter().all(|c| c.values % frame != 0), "the edited v16 was not converted: {edited:?}");
