@@ -5,8 +5,9 @@
 //! (j % 16)·2 + r % 2`, with `k` padded with zeros to `2k'`, a multiple of 32, and `n` to a
 //! multiple of 16. A row of a panel (16 columns of two rows, 64 bytes) is one load for AVX-512
 //! BF16, and 16 of them in a row are AMX's `B` tile of `tdpbf16ps`, contiguous (1 KiB): a
-//! product's tiles of weights are read in order and sit in distinct cache sets. The left-hand side (activations) is rounded to bfloat16 (to
-//! nearest, ties to even; `vcvtne2ps2bf16`) a block of rows at a time as it is read.
+//! product's tiles of weights are read in order and sit in distinct cache sets. The left-hand
+//! side (activations) is rounded to bfloat16 (to nearest, ties to even; `vcvtne2ps2bf16`) a
+//! block of rows at a time as it is read.
 //!
 //! - **AMX** (`tdpbf16ps`; Sapphire Rapids and later Xeons): tiles of 32 rows × 32 columns held
 //!   in four accumulator tiles, depth 32 per instruction. The tile instructions are written as
@@ -298,8 +299,8 @@ mod avx512 {
                     let dp = dst[(i0 + r) * n + j0..].as_mut_ptr();
                     // SAFETY: rows r.. of the rounded block (kh pairs each), columns j0..j0+cols
                     // of `rhs` (the panels from j0 / 16, kh pair rows each) and of `dst` rows
-                    // i0+r.. (n each), all in
-                    // bounds; the masks cover only the `cols` columns that exist.
+                    // i0+r.. (n each), all in bounds; the masks cover only the `cols` columns
+                    // that exist.
                     unsafe {
                         match rows - r {
                             8.. => tile::<MR>(kh, kh_stride, ap, bj, panel, n, m0, m1, dp),
