@@ -53,6 +53,12 @@ fn paired_index(k: usize, r: usize, j: usize) -> usize {
     ((j / 16 * pair_rows(k) + r / 2) * 16 + j % 16) * 2 + r % 2
 }
 
+/// Pair row `t` of panel `p` (columns `16p..16p + 16`) of a paired `k × ·` matrix: 16 pairs.
+#[inline]
+pub(crate) fn panel_row(pairs: &[u16], k: usize, p: usize, t: usize) -> &[u16] {
+    &pairs[(p * pair_rows(k) + t) * 32..][..32]
+}
+
 /// Element `(r, j)` of a paired `k × ·` matrix.
 #[inline]
 pub(crate) fn paired_at(pairs: &[u16], k: usize, r: usize, j: usize) -> u16 {

@@ -50,9 +50,9 @@ impl Drop for Floats {
 }
 
 /// Buffers of maps that were dropped, kept for the next map of their size (or one up to an
-/// eighth smaller, when none of its own size is kept): a streamed video asks for the same sizes every frame, so
-/// its maps reuse buffers whose pages are already mapped instead of faulting in (and zeroing)
-/// fresh ones.
+/// eighth smaller, when none of its own size is kept): a streamed video asks for the same sizes
+/// every frame, so its maps reuse buffers whose pages are already mapped instead of faulting in
+/// (and zeroing) fresh ones.
 ///
 /// Each stream has its own [`Arena`] (memvos-model's `Propagator` holds one and enters it for
 /// each step): maps made and dropped on a thread inside [`Arena::enter`] take and give back that

@@ -250,7 +250,6 @@ pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs:
     }
     // Whole pairs of rows per block.
     let rows = ((WIDEN_VALUES / n) & !1).clamp(2, k.div_ceil(2) * 2);
-    let kh = crate::bf16::pair_rows(k);
     WIDENED.with(|cell| {
         let mut buf = cell.borrow_mut();
         buf.resize(rows * n, 0.0);
@@ -260,8 +259,7 @@ pub(crate) fn widened_matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs:
             // of the block.
             for t in 0..kb.div_ceil(2) {
                 for (p, cols) in (0..n).step_by(16).enumerate() {
-                    let pairs = &r[(p * kh + k0 / 2 + t) * 32..][..32];
-                    for (j, pair) in pairs.chunks_exact(2).take(16.min(n - cols)).enumerate() {
+                    for (j, pair) in crate::bf16::panel_row(r, k, p, k0 / 2 + t).chunks_exact(2).take(16.min(n - cols)).enumerate() {
                         buf[2 * t * n + cols + j] = from_bf16(pair[0]);
                         if 2 * t + 1 < kb {
                             buf[(2 * t + 1) * n + cols + j] = from_bf16(pair[1]);
